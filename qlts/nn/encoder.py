@@ -1,0 +1,99 @@
+"""One encoder for every model; ``cell=`` picks the recurrence.
+
+The baselines in every benchmark are the same network with another cell, so a comparison
+changes one argument and nothing else.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .._validation import check_choice, check_int
+from .qllstm import QLLSTM
+
+CELLS = ("qllstm", "lstm", "gru", "bilstm")
+POOLINGS = ("last", "mean", "max")
+
+
+def make_rnn(cell, input_size, hidden_size, num_layers=1, *, dropout=0.0, bidirectional=False, batch_first=True,
+             alpha=0.1, skip=1, skip_mode="convex", learn_alpha=False, backend="auto"):
+    """A recurrent block with the ``nn.LSTM`` interface for ``cell`` in :data:`CELLS`.
+
+    "bilstm" is an LSTM with ``bidirectional=True``. The QL-LSTM keywords are ignored by the
+    other cells. ``nn.GRU`` returns ``(output, h_n)``; the others ``(output, (h_n, c_n))``.
+    """
+    check_choice("cell", cell, CELLS)
+    check_int("hidden_size", hidden_size, min_value=1)
+    common = dict(num_layers=num_layers, batch_first=batch_first, dropout=dropout if num_layers > 1 else 0.0)
+    if cell == "qllstm":
+        return QLLSTM(input_size, hidden_size, bidirectional=bidirectional, alpha=alpha, skip=skip,
+                      skip_mode=skip_mode, learn_alpha=learn_alpha, backend=backend, **common)
+    if cell == "gru":
+        return nn.GRU(input_size, hidden_size, bidirectional=bidirectional, **common)
+    return nn.LSTM(input_size, hidden_size, bidirectional=bidirectional or cell == "bilstm", **common)
+
+
+class RecurrentEncoder(nn.Module):
+    """Optional token embedding -> recurrent stack -> pooling over valid steps.
+
+    ``forward(x, lengths=None) -> (B, output_size)``. ``x`` is (B, T, F) float, or (B, T)
+    integer token ids when ``vocab_size`` is set (id 0 is padding). ``lengths`` (B,) marks
+    the valid prefix of each row; padded steps never reach the recurrence.
+
+    Pooling: "last" is the final hidden state of the top layer (for a reverse direction,
+    the state after reading the whole sequence), "mean" and "max" pool the outputs over
+    valid steps.
+    """
+
+    def __init__(self, input_size, hidden_size=64, num_layers=1, *, cell="qllstm", bidirectional=False, dropout=0.0,
+                 pooling="last", vocab_size=None, embedding_dim=None, **ql_kwargs):
+        super().__init__()
+        check_choice("pooling", pooling, POOLINGS)
+        self.pooling = pooling
+        if vocab_size is not None:
+            check_int("vocab_size", vocab_size, min_value=2)
+            embedding_dim = check_int("embedding_dim", embedding_dim or 64, min_value=1)
+            self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+            input_size = embedding_dim
+        else:
+            self.embedding = None
+        self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dropout=dropout, bidirectional=bidirectional,
+                            batch_first=True, **ql_kwargs)
+        directions = 2 if (bidirectional or cell == "bilstm") else 1
+        self.output_size = hidden_size * directions
+
+    def forward(self, x, lengths=None):
+        if self.embedding is not None:
+            x = self.embedding(x)
+        if lengths is None:
+            out, state = self.rnn(x)
+        else:
+            lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, state = self.rnn(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        if self.pooling == "last":
+            h_n = state[0] if isinstance(state, tuple) else state
+            directions = self.output_size // self.rnn.hidden_size
+            return torch.cat(list(h_n[-directions:]), dim=-1)
+        if lengths is None:
+            return out.mean(1) if self.pooling == "mean" else out.amax(1)
+        valid = (torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).to(out.device).unsqueeze(-1)
+        if self.pooling == "mean":
+            return (out * valid).sum(1) / lengths.to(out.device, out.dtype).unsqueeze(1)
+        return out.masked_fill(~valid, float("-inf")).amax(1)
+
+
+class SequenceModel(nn.Module):
+    """:class:`RecurrentEncoder` followed by a linear head with ``n_outputs`` outputs
+    (logits for classification, values for regression)."""
+
+    def __init__(self, input_size, n_outputs, hidden_size=64, **encoder_kwargs):
+        super().__init__()
+        check_int("n_outputs", n_outputs, min_value=1)
+        self.encoder = RecurrentEncoder(input_size, hidden_size, **encoder_kwargs)
+        self.head = nn.Linear(self.encoder.output_size, n_outputs)
+
+    def forward(self, x, lengths=None):
+        return self.head(self.encoder(x, lengths))
