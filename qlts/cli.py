@@ -1,0 +1,43 @@
+"""The ``qlts`` command line. Each subcommand registers itself in :func:`build_parser`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _adding(args):
+    from .demo import run_adding_demo
+
+    run_adding_demo(T=args.T, steps=args.steps, hidden_size=args.hidden_size, out_dir=args.out, seed=args.seed)
+
+
+def _add_adding_arguments(parser):
+    from .demo import DEFAULT_T
+
+    parser.add_argument("--T", type=int, default=DEFAULT_T, help=f"sequence length (default {DEFAULT_T})")
+    parser.add_argument("--steps", type=int, default=400, help="training steps per model")
+    parser.add_argument("--hidden-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="qlts_demo_output", help="folder for the loss-curve PNG")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="qlts", description="QL-LSTM for sequences and time series")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="the main job: QL-LSTM vs LSTM on the adding problem (CPU, < 2 min)")
+    _add_adding_arguments(demo)
+    demo.set_defaults(func=_adding)
+    adding = sub.add_parser("adding", help="QL-LSTM vs LSTM on the adding problem")
+    _add_adding_arguments(adding)
+    adding.set_defaults(func=_adding)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
