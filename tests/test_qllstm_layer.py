@@ -1,0 +1,322 @@
+"""The QL-LSTM layer (reference backend) against DESIGN.md §1–2 and nn.LSTM's interface."""
+import itertools
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from qlts.nn import (QLLSTM, QLLSTMCell, RecurrentEncoder, SequenceModel, count_parameters, lstm_parameter_count,
+                     make_rnn, qllstm_parameter_count)
+
+
+def _randomise(module, seed):
+    """Random parameters everywhere (not the structured init), so every term of the math matters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.rand(p.shape, generator=g, dtype=p.dtype) * 1.2 - 0.6)
+
+
+# -- an independent numpy implementation of DESIGN §1, written from the text -----------------
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def numpy_qllstm(x, params, H, num_layers, bidirectional, alphas, K, convex):
+    """x: (T, B, d) float64. params[(layer, dir)] = dict of numpy arrays. Returns (out, h_n, c_n)."""
+    T, B, _ = x.shape
+    layer_in = x
+    h_n, c_n = [], []
+    for layer in range(num_layers):
+        outs = []
+        for direction in range(2 if bidirectional else 1):
+            p = params[(layer, direction)]
+            alpha = alphas[(layer, direction)]
+            kappa = 1 - alpha if convex else 1.0
+            seq = layer_in if direction == 0 else layer_in[::-1]
+            h0 = np.zeros((B, H))
+            hist = [h0]  # hist[t] = h_t, with h_s = h_0 for s <= 0
+            h, c = h0, np.zeros((B, H))
+            for t in range(1, T + 1):
+                z = seq[t - 1] @ p["W_x"].T + h @ p["W_h"].T
+                a, u = z[:, :H], z[:, H:] + p["b_u"]
+                i = _sigmoid(p["gamma"][0] * a + p["beta"][0])
+                f = _sigmoid(p["gamma"][1] * a + p["beta"][1])
+                o = _sigmoid(p["gamma"][2] * a + p["beta"][2])
+                g = np.tanh(u)
+                c = f * c + i * g
+                h_tilde = o * np.tanh(c)
+                h_skip = hist[max(t - K, 0)]
+                h = kappa * (f * h + (1 - f) * h_tilde) + alpha * h_skip
+                hist.append(h)
+            out = np.stack(hist[1:])
+            outs.append(out if direction == 0 else out[::-1])
+            h_n.append(h)
+            c_n.append(c)
+        layer_in = np.concatenate(outs, axis=-1)
+    return layer_in, np.stack(h_n), np.stack(c_n)
+
+
+@pytest.mark.parametrize("K,skip_mode,learn_alpha,num_layers,bidirectional", [
+    (1, "convex", False, 1, False),
+    (3, "convex", False, 1, False),
+    (1, "additive", False, 1, False),
+    (3, "additive", True, 1, False),
+    (3, "convex", True, 2, True),
+    (1, "convex", False, 2, True),
+])
+def test_matches_independent_numpy_implementation(K, skip_mode, learn_alpha, num_layers, bidirectional):
+    torch.manual_seed(1)
+    d, H, T, B = 3, 5, 9, 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        layer = QLLSTM(d, H, num_layers, bidirectional=bidirectional, alpha=0.3, skip=K, skip_mode=skip_mode,
+                       learn_alpha=learn_alpha, backend="torch", dtype=torch.float64)
+    _randomise(layer, 2)
+    x = torch.randn(T, B, d, dtype=torch.float64)
+    out, (h_n, c_n) = layer(x)
+    params, alphas = {}, {}
+    for layer_idx, direction in itertools.product(range(num_layers), range(2 if bidirectional else 1)):
+        name = f"l{layer_idx}{'_reverse' if direction else ''}"
+        get = lambda stem: getattr(layer, f"{stem}_{name}").detach().numpy()
+        params[(layer_idx, direction)] = dict(W_x=get("weight_ih"), W_h=get("weight_hh"), b_u=get("bias_u"),
+                                              gamma=get("gamma"), beta=get("beta"))
+        alphas[(layer_idx, direction)] = (1 / (1 + math.exp(-float(get("alpha_logit")))) if learn_alpha else 0.3)
+    ref_out, ref_h, ref_c = numpy_qllstm(x.numpy(), params, H, num_layers, bidirectional, alphas, K,
+                                         skip_mode == "convex")
+    for got, want in ((out, ref_out), (h_n, ref_h), (c_n, ref_c)):
+        np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_cell_is_one_step_of_the_layer():
+    torch.manual_seed(0)
+    layer = QLLSTM(4, 6, alpha=0.2, backend="torch", dtype=torch.float64)
+    cell = QLLSTMCell(4, 6, alpha=0.2, dtype=torch.float64)
+    _randomise(layer, 3)
+    cell.load_state_dict({k[:-3]: v for k, v in layer.state_dict().items()})
+    x = torch.randn(5, 3, 4, dtype=torch.float64)
+    out, (h_n, c_n) = layer(x)
+    h = c = torch.zeros(3, 6, dtype=torch.float64)
+    for t in range(5):
+        h, c = cell(x[t], (h, c))
+        torch.testing.assert_close(h, out[t], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(c, c_n[0], rtol=1e-12, atol=1e-12)
+
+
+# -- interface parity with nn.LSTM --------------------------------------------------------
+
+@pytest.mark.parametrize("batch_first,num_layers,bidirectional,given_hx,packed",
+                         list(itertools.product([False, True], [1, 2, 3], [False, True], [False, True],
+                                                [False, True])))
+def test_shapes_match_nn_lstm(batch_first, num_layers, bidirectional, given_hx, packed):
+    d, H, T, B = 3, 4, 6, 2
+    kwargs = dict(num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional)
+    ql, lstm = QLLSTM(d, H, backend="torch", **kwargs), nn.LSTM(d, H, **kwargs)
+    x = torch.randn((B, T, d) if batch_first else (T, B, d))
+    if packed:
+        x = pack_padded_sequence(x, torch.tensor([T, 3]), batch_first=batch_first, enforce_sorted=False)
+    hx = None
+    if given_hx:
+        shape = (num_layers * (2 if bidirectional else 1), B, H)
+        hx = (torch.randn(shape), torch.randn(shape))
+    (o1, (h1, c1)), (o2, (h2, c2)) = ql(x, hx), lstm(x, hx)
+    if packed:
+        o1, l1 = pad_packed_sequence(o1, batch_first=batch_first)
+        o2, l2 = pad_packed_sequence(o2, batch_first=batch_first)
+        assert l1.tolist() == l2.tolist()
+    assert o1.shape == o2.shape and h1.shape == h2.shape and c1.shape == c2.shape
+
+
+def test_unbatched_input_matches_batch_of_one():
+    layer = QLLSTM(3, 4, num_layers=2, bidirectional=True, backend="torch")
+    x = torch.randn(7, 3)
+    out, (h, c) = layer(x)
+    out_b, (h_b, c_b) = layer(x.unsqueeze(1))
+    assert out.shape == (7, 8) and h.shape == (4, 4)
+    torch.testing.assert_close(out, out_b.squeeze(1))
+    torch.testing.assert_close(h, h_b.squeeze(1))
+
+
+def test_packed_output_keeps_the_input_layout():
+    layer = QLLSTM(3, 4, backend="torch")
+    x = torch.randn(5, 3, 3)
+    packed = pack_padded_sequence(x, torch.tensor([2, 5, 3]), enforce_sorted=False)
+    out, _ = layer(packed)
+    assert torch.equal(out.batch_sizes, packed.batch_sizes)
+    assert torch.equal(out.sorted_indices, packed.sorted_indices)
+    assert torch.equal(out.unsorted_indices, packed.unsorted_indices)
+
+
+# -- parameter counts ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("d,H,layers,bidirectional,learn_alpha", [
+    (1, 8, 1, False, False), (1, 64, 1, False, False), (16, 32, 2, False, True), (32, 64, 2, False, True), (64, 128, 1, True, False), (128, 128, 3, True, True),
+    (300, 64, 1, False, False),
+])
+def test_parameter_count(d, H, layers, bidirectional, learn_alpha):
+    layer = QLLSTM(d, H, layers, bidirectional=bidirectional, learn_alpha=learn_alpha, backend="torch")
+    dirs = 2 if bidirectional else 1
+    expected = sum(dirs * (2 * H * ((d if k == 0 else dirs * H) + H) + 7 * H + int(learn_alpha))
+                   for k in range(layers))
+    assert count_parameters(layer) == expected
+    assert qllstm_parameter_count(d, H, layers, bidirectional=bidirectional, learn_alpha=learn_alpha) == expected
+    lstm = nn.LSTM(d, H, layers, bidirectional=bidirectional)
+    assert lstm_parameter_count(d, H, layers, bidirectional=bidirectional) == count_parameters(lstm)
+    # The 7H gate vectors against nn.LSTM's 8H biases dominate only at toy sizes (d=1, H=8: 43%).
+    if H >= 64:
+        assert 1 - expected / count_parameters(lstm) >= 0.48
+
+
+def test_parameter_count_without_bias():
+    layer = QLLSTM(10, 20, bias=False, backend="torch")
+    assert count_parameters(layer) == 2 * 20 * 30 + 3 * 20 == qllstm_parameter_count(10, 20, bias=False)
+
+
+# -- gradients ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("K,skip_mode,learn_alpha,bidirectional,lengths", [
+    (1, "convex", False, False, None),
+    (2, "convex", True, True, [4, 2, 3]),
+    (3, "additive", True, False, [4, 1, 4]),
+])
+def test_gradcheck_every_input_and_parameter(K, skip_mode, learn_alpha, bidirectional, lengths):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        layer = QLLSTM(2, 3, num_layers=2 if bidirectional else 1, bidirectional=bidirectional, alpha=0.25, skip=K,
+                       skip_mode=skip_mode, learn_alpha=learn_alpha, backend="torch", dtype=torch.float64)
+    _randomise(layer, 5)
+    names = [n for n, _ in layer.named_parameters()]
+    n_states = layer.num_layers * layer.num_directions
+    x = torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(n_states, 3, 3, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(n_states, 3, 3, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_(True) for p in layer.parameters()]
+
+    def run(x, h0, c0, *params):
+        state = dict(zip(names, params))
+        inp = x if lengths is None else pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
+        out, (h, c) = torch.func.functional_call(layer, state, (inp, (h0, c0)))
+        if lengths is not None:
+            out = pad_packed_sequence(out)[0]
+        return out, h, c
+
+    assert torch.autograd.gradcheck(run, (x, h0, c0, *params), eps=1e-6, atol=1e-6, rtol=1e-5)
+    if learn_alpha:
+        assert any("alpha_logit" in n for n in names)
+
+
+# -- long sequences and the two skip modes -------------------------------------------------------
+
+def test_convex_mode_stays_bounded_over_ten_thousand_steps():
+    torch.manual_seed(0)
+    layer = QLLSTM(8, 64, alpha=0.3, backend="torch")
+    with torch.no_grad():
+        out, (h, c) = layer(torch.randn(10_000, 2, 8) * 3)
+    assert torch.isfinite(out).all() and torch.isfinite(c).all()
+    assert out.abs().max() <= 1.0
+
+
+def test_additive_mode_warns_and_exceeds_the_convex_bound():
+    """Documented behaviour: the additive (paper-literal) form is not bounded; under constant input
+    at alpha=0.3 its state grows past 1 and eventually overflows."""
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="additive"):
+        layer = QLLSTM(8, 64, alpha=0.3, skip_mode="additive", backend="torch")
+    with torch.no_grad():
+        out, _ = layer(torch.ones(400, 2, 8))
+    peak = out.abs().amax(dim=(1, 2))
+    assert peak[-1] > 1e3 or not torch.isfinite(peak[-1])
+    assert (peak[:10] < 10).all()  # it grows over time, not from the first step
+
+
+# -- variable lengths ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bidirectional,num_layers,K", [(False, 1, 1), (True, 1, 2), (True, 2, 3)])
+def test_each_sequence_in_a_packed_batch_matches_running_alone(bidirectional, num_layers, K):
+    torch.manual_seed(0)
+    layer = QLLSTM(3, 4, num_layers, bidirectional=bidirectional, skip=K, backend="torch", batch_first=True,
+                   dtype=torch.float64)
+    _randomise(layer, 7)
+    lengths = [6, 2, 5, 1]
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    out, (h, c) = layer(pack_padded_sequence(x, torch.tensor(lengths), batch_first=True, enforce_sorted=False))
+    out, _ = pad_packed_sequence(out, batch_first=True)
+    for b, n in enumerate(lengths):
+        alone, (h_b, c_b) = layer(x[b:b + 1, :n])
+        torch.testing.assert_close(out[b, :n], alone[0], rtol=1e-12, atol=1e-12)
+        assert (out[b, n:] == 0).all()
+        torch.testing.assert_close(h[:, b], h_b[:, 0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(c[:, b], c_b[:, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_encoder_pooling_ignores_padding():
+    torch.manual_seed(0)
+    for pooling in ("last", "mean", "max"):
+        enc = RecurrentEncoder(3, 4, cell="qllstm", bidirectional=True, pooling=pooling, backend="torch")
+        x = torch.randn(2, 7, 3)
+        padded = x.clone()
+        padded[1, 4:] = 99.0  # garbage beyond the length must not leak into the result
+        pooled = enc(padded, torch.tensor([7, 4]))
+        torch.testing.assert_close(pooled[1], enc(x[1:, :4])[0])
+        torch.testing.assert_close(pooled[0], enc(x[:1])[0])
+
+
+@pytest.mark.parametrize("cell", ["qllstm", "lstm", "gru", "bilstm"])
+def test_every_cell_builds_the_same_kind_of_model(cell):
+    model = SequenceModel(3, 2, 8, cell=cell, pooling="last")
+    assert model(torch.randn(4, 5, 3)).shape == (4, 2)
+    assert model.encoder.output_size == (16 if cell == "bilstm" else 8)
+    assert isinstance(make_rnn(cell, 3, 8), nn.Module)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,exc,pattern", [
+    (dict(alpha=1.0), ValueError, r"alpha: expected a float in \[0.0, 1.0\), got 1.0"),
+    (dict(alpha=-0.1), ValueError, r"alpha: .*got -0.1"),
+    (dict(skip=0), ValueError, r"skip: expected an int >= 1, got 0"),
+    (dict(skip=1.5), TypeError, r"skip: expected an int"),
+    (dict(skip_mode="mult"), ValueError, r"skip_mode: expected one of .*'additive'.*got 'mult'"),
+    (dict(backend="cuda"), ValueError, r"backend: expected one of .*got 'cuda'"),
+    (dict(hidden_size=0), ValueError, r"hidden_size: expected an int >= 1, got 0"),
+    (dict(dropout=1.5), ValueError, r"dropout: expected a float in \[0.0, 1.0\], got 1.5"),
+])
+def test_bad_constructor_arguments(kwargs, exc, pattern):
+    args = dict(input_size=3, hidden_size=4) | kwargs
+    with pytest.raises(exc, match=pattern):
+        QLLSTM(**args)
+
+
+def test_unknown_cell():
+    with pytest.raises(ValueError, match=r"cell: expected one of .*got 'transformer'"):
+        make_rnn("transformer", 3, 4)
+
+
+def test_bad_forward_inputs():
+    layer = QLLSTM(3, 4, num_layers=2, backend="torch")
+    with pytest.raises(ValueError, match=r"input: expected a 2-D .* or 3-D .*got 4-D"):
+        layer(torch.randn(2, 2, 2, 3))
+    with pytest.raises(ValueError, match=r"input: expected input_size=3 .*got 5"):
+        layer(torch.randn(6, 2, 5))
+    with pytest.raises(ValueError, match=r"hx: expected h_0 of shape \(2, 2, 4\), got \(1, 2, 4\)"):
+        layer(torch.randn(6, 2, 3), (torch.zeros(1, 2, 4), torch.zeros(2, 2, 4)))
+    with pytest.raises(TypeError, match=r"hx: expected a tuple"):
+        layer(torch.randn(6, 2, 3), torch.zeros(2, 2, 4))
+    with pytest.raises(TypeError, match=r"input: expected a torch.Tensor"):
+        layer(np.zeros((6, 2, 3)))
+
+
+def test_nan_input_propagates_and_input_is_not_modified():
+    layer = QLLSTM(3, 4, backend="torch")
+    x = torch.randn(5, 2, 3)
+    x[2, 0, 1] = float("nan")
+    before = x.clone()
+    out, _ = layer(x)
+    assert torch.isnan(out[2:, 0]).all() and torch.isfinite(out[:2]).all() and torch.isfinite(out[:, 1]).all()
+    assert torch.equal(torch.isnan(x), torch.isnan(before)) and torch.equal(x.nan_to_num(), before.nan_to_num())
