@@ -1,0 +1,227 @@
+"""Triton kernels of the QL-LSTM scan (forward and backward), used by :mod:`qlts.kernels.triton_gpu`.
+
+One program owns a tile of ``BLOCK_B`` batch rows and runs the whole time loop. Each step it
+visits the hidden units in blocks of ``BLOCK_H``; for each block it accumulates the recurrent
+product ``h_{t-1} W_h^T`` over ``BLOCK_K`` chunks of ``h_{t-1}`` with ``tl.dot`` (tensor cores),
+streaming the W_h tiles from L2/L1, then applies the cell element-wise in fp32.
+
+The per-step hidden states live in a global buffer ``hs`` of shape (T+1, B, H), fp32, with
+``hs[0] = h_0`` and ``hs[t+1]`` the state after step t. The next step reads its chunks of
+h_{t-1} back from there (they are still in L1/L2), and the skip path reads ``hs[max(t+1-K, 0)]``,
+which is exactly "h_s = h_0 for s <= 0". A ``tl.debug_barrier()`` (a CTA-wide barrier) at the end of
+each step makes the step's stores visible to every thread of the program before the next step reads.
+Rows past their length keep their state (``hs[t+1] = hs[t]``) and write zero outputs.
+
+``tl.dot`` runs in the compute dtype on a GPU (``DOT_DTYPE``). The CPU interpreter's bf16/fp16
+``tl.dot`` returns garbage, so there the operands are upcast to fp32 and the rest of the
+low-precision path (loads, stores, buffers) is still exercised.
+
+The math is DESIGN §1 (``qlts.nn.functional.qllstm_cell``); the backward pass is its hand
+derivation, checked against torch autograd by tests/test_backend_triton.py.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _tanh(x):
+    # exp(-2|x|) never overflows; tl has no portable tanh (libdevice is GPU-only, not in the interpreter).
+    e = tl.exp(-2.0 * tl.abs(x))
+    y = (1.0 - e) / (1.0 + e)
+    return tl.where(x < 0, -y, y)
+
+
+@triton.jit
+def _gates(a, u, gamma_ptr, beta_ptr, rj, col_ok, H):
+    """i, f, o = sigmoid(gamma * a + beta) (rows i, f, o of gamma/beta) and g = tanh(u)."""
+    gi = tl.load(gamma_ptr + rj, mask=col_ok, other=0.0)[None, :]
+    gf = tl.load(gamma_ptr + H + rj, mask=col_ok, other=0.0)[None, :]
+    go = tl.load(gamma_ptr + 2 * H + rj, mask=col_ok, other=0.0)[None, :]
+    bi = tl.load(beta_ptr + rj, mask=col_ok, other=0.0)[None, :]
+    bf = tl.load(beta_ptr + H + rj, mask=col_ok, other=0.0)[None, :]
+    bo = tl.load(beta_ptr + 2 * H + rj, mask=col_ok, other=0.0)[None, :]
+    i = tl.sigmoid(gi * a + bi)
+    f = tl.sigmoid(gf * a + bf)
+    o = tl.sigmoid(go * a + bo)
+    return i, f, o, _tanh(u), gi, gf, go
+
+
+@triton.jit
+def _accumulate(ptr, values, col_ok):
+    """ptr[:] += values summed over the batch rows (a per-program partial sum, so no atomics)."""
+    tl.store(ptr, tl.load(ptr, mask=col_ok, other=0.0) + tl.sum(values, axis=0), mask=col_ok)
+
+
+@triton.jit
+def qllstm_fwd_kernel(
+    xw_ptr,      # (T, B, 2H) W_x x_t, compute dtype
+    wt_ptr,      # (H, 2H) W_h^T, compute dtype
+    bu_ptr, gamma_ptr, beta_ptr,  # (H,), (3, H), (3, H) fp32
+    alpha_ptr,   # () fp32
+    len_ptr,     # (B,) int32
+    hs_ptr,      # (T+1, B, H) fp32, hs[0] = h0 on entry
+    cs_ptr,      # (T+1, B, H) fp32 (c_step = B*H) or (1, B, H) (c_step = 0, inference); cs[0] = c0
+    z_ptr,       # (T, B, 2H) fp32: pre-activations (a, u + b_u), written when SAVE
+    out_ptr,     # (T, B, H) compute dtype
+    T, B, H, SKIP, c_step,
+    CONVEX: tl.constexpr, SAVE: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    rb = pid * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rb < B
+    lens = tl.load(len_ptr + rb, mask=row_ok, other=0)
+    alpha = tl.load(alpha_ptr)
+    if CONVEX:
+        kappa = 1.0 - alpha
+    else:
+        kappa = 1.0
+    H2 = 2 * H
+    for t in range(T):
+        valid = (row_ok & (t < lens))[:, None]
+        h_prev_ptr = hs_ptr + t * B * H + rb[:, None] * H
+        h_skip_ptr = hs_ptr + tl.maximum(t + 1 - SKIP, 0) * B * H + rb[:, None] * H
+        xw_row = xw_ptr + t * B * H2 + rb[:, None] * H2
+        for j0 in range(0, H, BLOCK_H):
+            rj = j0 + tl.arange(0, BLOCK_H)
+            col_ok = rj < H
+            m2 = row_ok[:, None] & col_ok[None, :]
+            acc_a = tl.load(xw_row + rj[None, :], mask=m2, other=0.0).to(tl.float32)
+            acc_u = tl.load(xw_row + H + rj[None, :], mask=m2, other=0.0).to(tl.float32)
+            for k0 in range(0, H, BLOCK_K):
+                rk = k0 + tl.arange(0, BLOCK_K)
+                k_ok = rk < H
+                hk = tl.load(h_prev_ptr + rk[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+                hk = hk.to(DOT_DTYPE)
+                w_mask = k_ok[:, None] & col_ok[None, :]
+                w_rows = wt_ptr + rk[:, None] * H2 + rj[None, :]
+                wa = tl.load(w_rows, mask=w_mask, other=0.0).to(DOT_DTYPE)
+                wu = tl.load(w_rows + H, mask=w_mask, other=0.0).to(DOT_DTYPE)
+                acc_a = tl.dot(hk, wa, acc_a, input_precision=DOT_PRECISION)
+                acc_u = tl.dot(hk, wu, acc_u, input_precision=DOT_PRECISION)
+            u = acc_u + tl.load(bu_ptr + rj, mask=col_ok, other=0.0)[None, :]
+            i, f, o, g, gi, gf, go = _gates(acc_a, u, gamma_ptr, beta_ptr, rj, col_ok, H)
+            state = rb[:, None] * H + rj[None, :]
+            c_prev = tl.load(cs_ptr + t * c_step + state, mask=m2, other=0.0)
+            h_prev = tl.load(h_prev_ptr + rj[None, :], mask=m2, other=0.0)
+            h_skip = tl.load(h_skip_ptr + rj[None, :], mask=m2, other=0.0)
+            c_new = f * c_prev + i * g
+            h_new = kappa * (f * h_prev + (1.0 - f) * (o * _tanh(c_new))) + alpha * h_skip
+            tl.store(hs_ptr + (t + 1) * B * H + state, tl.where(valid, h_new, h_prev), mask=m2)
+            tl.store(cs_ptr + (t + 1) * c_step + state, tl.where(valid, c_new, c_prev), mask=m2)
+            tl.store(out_ptr + t * B * H + state, tl.where(valid, h_new, 0.0).to(out_ptr.dtype.element_ty),
+                     mask=m2)
+            if SAVE:
+                z_row = z_ptr + t * B * H2 + rb[:, None] * H2 + rj[None, :]
+                tl.store(z_row, acc_a, mask=m2)
+                tl.store(z_row + H, u, mask=m2)
+        # the next step reads this step's h (other columns, other threads) from hs
+        tl.debug_barrier()
+
+
+@triton.jit
+def qllstm_bwd_kernel(
+    z_ptr, hs_ptr, cs_ptr,        # saved by the forward: (T, B, 2H), (T+1, B, H), (T+1, B, H) fp32
+    w_ptr,                        # (2H, H) W_h, compute dtype
+    gamma_ptr, beta_ptr, alpha_ptr, len_ptr,
+    dout_ptr,                     # (T, B, H) gradient of the outputs (any float dtype)
+    dh_ptr, dc_ptr,               # (B, H) fp32: dh_n, dc_n on entry; the carries; dh_0 (less the skip part), dc_0 on exit
+    s_ptr,                        # (T, B, H) fp32 out: total dL/dh_t at valid steps, 0 elsewhere (feeds the skip path)
+    dz_ptr,                       # (T, B, 2H) compute dtype out: dL/dz_t
+    part_ptr,                     # (programs, 8, H) fp32 zeros: per-program sums d gamma(3), d beta(3), d b_u, d alpha
+    T, B, H, SKIP,
+    CONVEX: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    rb = pid * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rb < B
+    lens = tl.load(len_ptr + rb, mask=row_ok, other=0)
+    alpha = tl.load(alpha_ptr)
+    if CONVEX:
+        kappa = 1.0 - alpha
+    else:
+        kappa = 1.0
+    H2 = 2 * H
+    part = part_ptr + pid * 8 * H
+    for step in range(T):
+        t = T - 1 - step
+        valid = (row_ok & (t < lens))[:, None]
+        # phase 1: element-wise backward of step t, one block of hidden units at a time
+        for j0 in range(0, H, BLOCK_H):
+            rj = j0 + tl.arange(0, BLOCK_H)
+            col_ok = rj < H
+            m2 = row_ok[:, None] & col_ok[None, :]
+            state = rb[:, None] * H + rj[None, :]
+            z_row = z_ptr + t * B * H2 + rb[:, None] * H2 + rj[None, :]
+            a = tl.load(z_row, mask=m2, other=0.0)
+            u = tl.load(z_row + H, mask=m2, other=0.0)
+            i, f, o, g, gi, gf, go = _gates(a, u, gamma_ptr, beta_ptr, rj, col_ok, H)
+            c = tl.load(cs_ptr + (t + 1) * B * H + state, mask=m2, other=0.0)
+            c_prev = tl.load(cs_ptr + t * B * H + state, mask=m2, other=0.0)
+            h_prev = tl.load(hs_ptr + t * B * H + state, mask=m2, other=0.0)
+            h_skip = tl.load(hs_ptr + tl.maximum(t + 1 - SKIP, 0) * B * H + state, mask=m2, other=0.0)
+            dh_carry = tl.load(dh_ptr + state, mask=m2, other=0.0)
+            dc_carry = tl.load(dc_ptr + state, mask=m2, other=0.0)
+            d_out = tl.load(dout_ptr + t * B * H + state, mask=m2 & valid, other=0.0).to(tl.float32)
+            # alpha * dL/dh_{t+K}: step t+K read h_t (this step's output) as its skip state
+            d_skip = tl.load(s_ptr + tl.minimum(t + SKIP, T - 1) * B * H + state, mask=m2, other=0.0)
+            dh = dh_carry + d_out + alpha * tl.where(t + SKIP < T, d_skip, 0.0)
+
+            tc = _tanh(c)
+            h_tilde = o * tc
+            mix = f * h_prev + (1.0 - f) * h_tilde
+            d_ht = dh * kappa * (1.0 - f)
+            d_f = dh * kappa * (h_prev - h_tilde)
+            d_o = d_ht * tc
+            dc = dc_carry + d_ht * o * (1.0 - tc * tc)
+            d_f += dc * c_prev
+            d_i = dc * g
+            d_g = dc * i
+            dp_i = tl.where(valid, d_i * i * (1.0 - i), 0.0)
+            dp_f = tl.where(valid, d_f * f * (1.0 - f), 0.0)
+            dp_o = tl.where(valid, d_o * o * (1.0 - o), 0.0)
+            d_u = tl.where(valid, d_g * (1.0 - g * g), 0.0)
+            d_a = dp_i * gi + dp_f * gf + dp_o * go
+            if CONVEX:
+                d_alpha = dh * (h_skip - mix)
+            else:
+                d_alpha = dh * h_skip
+            d_alpha = tl.where(valid, d_alpha, 0.0)
+
+            dz_row = dz_ptr + t * B * H2 + rb[:, None] * H2 + rj[None, :]
+            tl.store(dz_row, d_a.to(dz_ptr.dtype.element_ty), mask=m2)
+            tl.store(dz_row + H, d_u.to(dz_ptr.dtype.element_ty), mask=m2)
+            tl.store(s_ptr + t * B * H + state, tl.where(valid, dh, 0.0), mask=m2)
+            # a row past its length kept its state: the gradient passes through unchanged
+            tl.store(dh_ptr + state, tl.where(valid, dh * kappa * f, dh), mask=m2)
+            tl.store(dc_ptr + state, tl.where(valid, dc * f, dc_carry), mask=m2)
+
+            _accumulate(part + rj, dp_i * a, col_ok)
+            _accumulate(part + H + rj, dp_f * a, col_ok)
+            _accumulate(part + 2 * H + rj, dp_o * a, col_ok)
+            _accumulate(part + 3 * H + rj, dp_i, col_ok)
+            _accumulate(part + 4 * H + rj, dp_f, col_ok)
+            _accumulate(part + 5 * H + rj, dp_o, col_ok)
+            _accumulate(part + 6 * H + rj, d_u, col_ok)
+            _accumulate(part + 7 * H + rj, d_alpha, col_ok)
+        tl.debug_barrier()
+        # phase 2: dh_{t-1} += dz_t W_h, which needs every column of dz_t
+        for j0 in range(0, H, BLOCK_H):
+            rj = j0 + tl.arange(0, BLOCK_H)
+            col_ok = rj < H
+            m2 = row_ok[:, None] & col_ok[None, :]
+            state = rb[:, None] * H + rj[None, :]
+            acc = tl.load(dh_ptr + state, mask=m2, other=0.0)
+            for n0 in range(0, H2, BLOCK_K):
+                rn = n0 + tl.arange(0, BLOCK_K)
+                n_ok = rn < H2
+                dzk = tl.load(dz_ptr + t * B * H2 + rb[:, None] * H2 + rn[None, :],
+                              mask=row_ok[:, None] & n_ok[None, :], other=0.0).to(DOT_DTYPE)
+                w = tl.load(w_ptr + rn[:, None] * H + rj[None, :], mask=n_ok[:, None] & col_ok[None, :],
+                            other=0.0).to(DOT_DTYPE)
+                acc = tl.dot(dzk, w, acc, input_precision=DOT_PRECISION)
+            tl.store(dh_ptr + state, acc, mask=m2)
+        tl.debug_barrier()

@@ -1,0 +1,196 @@
+"""The Triton scan: the QL-LSTM time loop fused into one kernel for the forward and one for the backward.
+
+Contract: ``scan(...)`` of :mod:`qlts.kernels.reference` (DESIGN §1-2). CUDA tensors, or CPU
+tensors when ``TRITON_INTERPRET=1`` was set before triton was imported (tests, fp32 only).
+
+Data flow of one call (x is (T, B, d), time-major):
+
+- forward: ``xw = x @ W_x^T`` for all t as one GEMM (torch), then ``qllstm_fwd_kernel`` runs
+  the time loop. It writes the outputs and, when a gradient is needed, the per-step state
+  (h, c, fp32) and pre-activations z = (a, u) (fp32) for the backward.
+- backward: ``qllstm_bwd_kernel`` runs the time loop in reverse and writes dz_t for every t,
+  plus per-program partial sums for gamma, beta, b_u and alpha. Then one GEMM each gives
+  ``dx = dz W_x``, ``dW_x = dz^T x`` and ``dW_h = dz^T h_{t-1}`` (torch).
+
+Precision: the input GEMMs and the in-kernel recurrent ``tl.dot`` run in the compute dtype
+(fp32, bf16 or fp16: x's dtype, or the autocast dtype when ``torch.autocast`` is on for x's
+device); state, gates and every accumulation are fp32. In fp32 the recurrent dot uses TF32
+exactly when ``torch.backends.cudnn.allow_tf32`` is set (torch's default, and what cuDNN's LSTM
+uses), otherwise full fp32.
+
+Design limits of this first version (no GPU was available to measure alternatives):
+
+- Parallelism comes from the batch only: ``ceil(B / 16)`` programs. At small batch (B=16 is one
+  program on one SM) the GPU is mostly idle, and W_h (2H x H) is re-streamed from L2 every
+  step. A persistent design that splits the hidden units across programs (each keeps its
+  slice of W_h resident in shared memory/registers, as FlashRNN or Baidu's persistent RNNs do)
+  and synchronises once per step through a global barrier would use all SMs and read W_h from
+  on-chip memory only; it is the next step for small B and large H. It needs all programs
+  co-resident and a grid-wide barrier, which the interpreter (programs run one after another)
+  cannot execute, so it must be developed on a GPU.
+- The per-step state round-trips through L1/L2 (``hs``/``cs`` buffers) rather than staying in
+  registers; the buffers are needed by the backward and by the K-step skip anyway.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from ._triton_kernels import qllstm_bwd_kernel, qllstm_fwd_kernel
+
+SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_TL_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+_MIN_BLOCK = 16  # tl.dot needs every block dimension >= 16
+_MAX_BLOCK_H = 64
+_MAX_BLOCK_K = 64
+_FORCE_BLOCKS = None  # tests set (BLOCK_B, BLOCK_H, BLOCK_K) to exercise the multi-block paths
+_NUM_WARPS = 4
+
+
+def interpreting() -> bool:
+    """Whether triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1`` at import time)."""
+    knobs = getattr(triton, "knobs", None)
+    if knobs is not None:
+        return bool(knobs.runtime.interpret)
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _blocks(hidden):
+    if _FORCE_BLOCKS is not None:
+        return _FORCE_BLOCKS
+    width = max(_MIN_BLOCK, triton.next_power_of_2(hidden))
+    return _MIN_BLOCK, min(width, _MAX_BLOCK_H), min(width, _MAX_BLOCK_K)
+
+
+def _dot_options(device, dtype):
+    """(DOT_PRECISION, DOT_DTYPE) for the kernels' recurrent ``tl.dot``."""
+    if device.type != "cuda":  # the interpreter: its low-precision dot is broken, so dot in fp32
+        return {"DOT_PRECISION": "ieee", "DOT_DTYPE": tl.float32}
+    precision = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+    return {"DOT_PRECISION": precision, "DOT_DTYPE": _TL_DTYPES[dtype]}
+
+
+def _compute_dtype(x):
+    """x's dtype, or the autocast dtype when autocast is on for x's device (as nn.LSTM does)."""
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return x.dtype
+
+
+def _check(x, h0, weight_ih, weight_hh, lengths, dtype):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    if dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"x: backend='triton' expected dtype float32, bfloat16 or float16, got {dtype} "
+                        "(use backend='torch' for other dtypes)")
+    if x.device.type != "cuda" and not interpreting():
+        raise ValueError(f"x: backend='triton' expected a CUDA tensor, got device {x.device} "
+                         "(CPU tensors run only under TRITON_INTERPRET=1, for testing)")
+    if x.dim() != 3 or x.shape[0] < 1:
+        raise ValueError(f"x: expected shape (T, B, d) with T >= 1, got {tuple(x.shape)}")
+    T, B, d = x.shape
+    H = weight_hh.shape[1]
+    if tuple(weight_ih.shape) != (2 * H, d) or tuple(weight_hh.shape) != (2 * H, H):
+        raise ValueError(f"weight_ih, weight_hh: expected shapes {(2 * H, d)} and {(2 * H, H)}, got "
+                         f"{tuple(weight_ih.shape)} and {tuple(weight_hh.shape)}")
+    if tuple(h0.shape) != (B, H):
+        raise ValueError(f"h0: expected shape {(B, H)}, got {tuple(h0.shape)}")
+    if (T + 1) * B * 2 * H >= 2 ** 31:
+        raise ValueError(f"x: (T+1)*B*2H must be < 2**31 for the kernel's int32 offsets, got T={T}, B={B}, H={H}; "
+                         "split the batch")
+    if lengths is not None:
+        if tuple(lengths.shape) != (B,):
+            raise ValueError(f"lengths: expected shape {(B,)}, got {tuple(lengths.shape)}")
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 1 or hi > T:
+            raise ValueError(f"lengths: expected values in [1, {T}], got min {lo} and max {hi}")
+
+
+class _QLScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths, skip, convex,
+                save):
+        T, B, _ = x.shape
+        H = weight_hh.shape[1]
+        dev = x.device
+        f32 = {"device": dev, "dtype": torch.float32}
+        xw = (x.reshape(T * B, -1) @ weight_ih.t()).view(T, B, 2 * H)
+        hs = torch.empty(T + 1, B, H, **f32)
+        hs[0] = h0
+        cs = torch.empty(T + 1 if save else 1, B, H, **f32)
+        cs[0] = c0
+        z = torch.empty(T, B, 2 * H, **f32) if save else hs  # hs: a placeholder pointer, never written
+        out = torch.empty(T, B, H, device=dev, dtype=x.dtype)
+        lens = _lengths(lengths, T, B, dev)
+        params = [p.detach().to(torch.float32).contiguous() for p in (bias_u, gamma, beta, alpha)]
+        block_b, block_h, block_k = _blocks(H)
+        qllstm_fwd_kernel[(triton.cdiv(B, block_b),)](
+            xw, weight_hh.t().contiguous(), *params, lens, hs, cs, z, out,
+            T, B, H, skip, B * H if save else 0,
+            CONVEX=convex, SAVE=save, **_dot_options(dev, x.dtype),
+            BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_K=block_k, num_warps=_NUM_WARPS)
+        if save:
+            ctx.save_for_backward(x, weight_ih, weight_hh, gamma, beta, alpha, lens, hs, cs, z)
+            ctx.skip, ctx.convex, ctx.h0_dtype, ctx.c0_dtype = skip, convex, h0.dtype, c0.dtype
+        # copies: the outputs must not alias the buffers saved for the backward
+        return out, hs[-1].to(x.dtype, copy=True), cs[-1].to(x.dtype, copy=True)
+
+    @staticmethod
+    def backward(ctx, d_out, d_hn, d_cn):
+        x, weight_ih, weight_hh, gamma, beta, alpha, lens, hs, cs, z = ctx.saved_tensors
+        T, B, d = x.shape
+        H = weight_hh.shape[1]
+        dev = x.device
+        dtype = x.dtype
+        f32 = {"device": dev, "dtype": torch.float32}
+        d_out = torch.zeros(T, B, H, device=dev, dtype=dtype) if d_out is None else d_out.contiguous()
+        dh = torch.zeros(B, H, **f32) if d_hn is None else d_hn.to(torch.float32).contiguous().clone()
+        dc = torch.zeros(B, H, **f32) if d_cn is None else d_cn.to(torch.float32).contiguous().clone()
+        s = torch.empty(T, B, H, **f32)
+        dz = torch.empty(T, B, 2 * H, device=dev, dtype=dtype)
+        block_b, block_h, block_k = _blocks(H)
+        programs = triton.cdiv(B, block_b)
+        part = torch.zeros(programs, 8, H, **f32)
+        gamma32, beta32, alpha32 = (p.to(torch.float32).contiguous() for p in (gamma, beta, alpha))
+        qllstm_bwd_kernel[(programs,)](
+            z, hs, cs, weight_hh.contiguous(), gamma32, beta32, alpha32, lens, d_out, dh, dc, s, dz, part,
+            T, B, H, ctx.skip,
+            CONVEX=ctx.convex, **_dot_options(dev, dtype),
+            BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_K=block_k, num_warps=_NUM_WARPS)
+        # h_{t-K} = h_0 for t < K: those steps' skip gradients land on h_0
+        dh0 = dh + alpha32 * s[:min(ctx.skip, T)].sum(0)
+        sums = part.sum(0)
+        dz2 = dz.view(T * B, 2 * H)
+        need = ctx.needs_input_grad
+        with torch.autocast(dev.type, enabled=False):
+            dx = (dz2 @ weight_ih).view(T, B, d) if need[0] else None
+            d_wih = dz2.t() @ x.reshape(T * B, d) if need[3] else None
+            d_whh = dz2.t() @ hs[:T].reshape(T * B, H).to(dtype) if need[4] else None
+        return (dx, dh0.to(ctx.h0_dtype), dc.to(ctx.c0_dtype), d_wih, d_whh, sums[6], sums[0:3], sums[3:6],
+                sums[7].sum().to(alpha.dtype), None, None, None, None)
+
+
+def _lengths(lengths, T, B, device):
+    if lengths is None:
+        return torch.full((B,), T, dtype=torch.int32, device=device)
+    return lengths.to(device=device, dtype=torch.int32, non_blocking=True)
+
+
+def scan(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths=None, *, skip=1, convex=True):
+    """Fused QL-LSTM scan; same contract as :func:`qlts.kernels.reference.scan`."""
+    dtype = _compute_dtype(x) if isinstance(x, torch.Tensor) else None
+    _check(x, h0, weight_ih, weight_hh, lengths, dtype)
+    if not torch.is_tensor(alpha):
+        alpha = torch.tensor(float(alpha), device=x.device)
+    # casts happen here, outside the autograd.Function, so autograd returns each gradient in its
+    # parameter's own dtype
+    tensors = (x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha)
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    x, weight_ih, weight_hh = (t.to(dtype).contiguous() for t in (x, weight_ih, weight_hh))
+    with torch.autocast(x.device.type, enabled=False):
+        return _QLScan.apply(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha.to(torch.float32),
+                             lengths, int(skip), bool(convex), save)
