@@ -1,0 +1,138 @@
+"""Per-channel scaling of 3-D sequence batches: :class:`SequenceScaler`."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .._validation import check_choice, check_float
+
+METHODS = ("standard", "minmax", "robust")
+
+
+def _as_sequences(X, name="X"):
+    """(n, T, F) float view of X; a 2-D X is (n, T) univariate. Returns (X3, was_2d)."""
+    if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
+        arr = np.asarray(X)
+    else:
+        raise TypeError(f"{name}: expected an array-like (n, T, F) or (n, T), got {type(X).__name__}")
+    if arr.dtype.kind not in "fiub":
+        if arr.dtype.kind == "O":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: expected numeric values, got an object array that is not numeric") from None
+        else:
+            raise ValueError(f"{name}: expected numeric values, got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{name}: expected a 3-D array (n, T, F), or 2-D (n, T) for one channel, "
+                         f"got ndim={arr.ndim} with shape {arr.shape}")
+    if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
+        arr = arr.astype(np.float64)
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"{name}: expected at least 1 sample and 1 step, got shape {arr.shape}")
+    if np.isinf(arr).any():
+        raise ValueError(f"{name}: expected finite values (NaN is allowed and ignored), got inf")
+    was_2d = arr.ndim == 2
+    return (arr[:, :, None] if was_2d else arr), was_2d
+
+
+class SequenceScaler(TransformerMixin, BaseEstimator):
+    """Scale each channel of (n, T, F) sequence batches with statistics fitted on all
+    samples and time steps of the training windows.
+
+    A 2-D X is read as (n, T) univariate sequences and comes back 2-D. NaNs are ignored
+    when fitting and kept as NaN by :meth:`transform`. A channel with zero spread is only
+    centred (its scale is 1), as in scikit-learn's scalers. float32 input stays float32.
+
+    Parameters
+    ----------
+    method : {"standard", "minmax", "robust"}
+        standard: (x - mean) / std. minmax: maps [min, max] to ``feature_range``.
+        robust: (x - median) / (q_high - q_low) over ``quantile_range``.
+    feature_range : (float, float), default (0, 1)
+        Target range for "minmax".
+    quantile_range : (float, float), default (25.0, 75.0)
+        Percentiles for "robust".
+
+    Attributes
+    ----------
+    center_, scale_ : ndarray (F,)
+        ``transform(x) = (x - center_) / scale_`` per channel (plus ``feature_range[0]``
+        for "minmax", folded into ``center_``).
+    n_features_in_ : int
+        Number of channels F (1 for 2-D input).
+    """
+
+    def __init__(self, method="standard", *, feature_range=(0.0, 1.0), quantile_range=(25.0, 75.0)):
+        self.method = method
+        self.feature_range = feature_range
+        self.quantile_range = quantile_range
+
+    def _check_params(self):
+        check_choice("method", self.method, METHODS)
+        for name, value in (("feature_range", self.feature_range), ("quantile_range", self.quantile_range)):
+            if (not isinstance(value, (tuple, list)) or len(value) != 2
+                    or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+                    or not value[0] < value[1]):
+                raise ValueError(f"{name}: expected a pair (low, high) of numbers with low < high, got {value!r}")
+        check_float("quantile_range[0]", self.quantile_range[0], low=0, high=100)
+        check_float("quantile_range[1]", self.quantile_range[1], low=0, high=100)
+
+    def fit(self, X, y=None):
+        """Fit per-channel statistics over every sample and time step of X."""
+        self._check_params()
+        X3, _ = _as_sequences(X)
+        flat = X3.reshape(-1, X3.shape[2])
+        if np.isnan(flat).all(axis=0).any():
+            raise ValueError("X: expected at least one non-NaN value per channel, got an all-NaN channel")
+        if self.method == "standard":
+            center, spread = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
+        elif self.method == "minmax":
+            lo, hi = np.nanmin(flat, axis=0), np.nanmax(flat, axis=0)
+            width = self.feature_range[1] - self.feature_range[0]
+            spread = (hi - lo) / width
+            center = lo - self.feature_range[0] * _safe(spread)
+        else:
+            q_lo, med, q_hi = np.nanpercentile(flat, [self.quantile_range[0], 50.0, self.quantile_range[1]], axis=0)
+            center, spread = med, q_hi - q_lo
+        self.center_ = np.asarray(center, dtype=np.float64)
+        self.scale_ = _safe(np.asarray(spread, dtype=np.float64))
+        self.n_features_in_ = X3.shape[2]
+        return self
+
+    def _checked(self, X):
+        check_is_fitted(self, ("center_", "scale_"))
+        X3, was_2d = _as_sequences(X)
+        if X3.shape[2] != self.n_features_in_:
+            raise ValueError(f"X: expected {self.n_features_in_} channels (last axis; 2-D X is one channel), "
+                             f"got {X3.shape[2]}")
+        return X3, was_2d
+
+    def transform(self, X):
+        """Scale X; returns a new array of X's shape (float32 stays float32)."""
+        X3, was_2d = self._checked(X)
+        out = (X3 - self.center_.astype(X3.dtype)) / self.scale_.astype(X3.dtype)
+        return out[:, :, 0] if was_2d else out
+
+    def inverse_transform(self, X):
+        """Undo :meth:`transform`."""
+        X3, was_2d = self._checked(X)
+        out = X3 * self.scale_.astype(X3.dtype) + self.center_.astype(X3.dtype)
+        return out[:, :, 0] if was_2d else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _safe(spread):
+    """Zero (or tiny) spread means a constant channel: scale by 1 instead of dividing by 0."""
+    spread = np.array(spread, dtype=np.float64)
+    spread[~(np.abs(spread) > 10 * np.finfo(np.float64).eps)] = 1.0
+    return spread

@@ -1,0 +1,139 @@
+"""Text to token ids for the IMDB benchmark: :func:`tokenize`, :class:`Vocabulary`, :func:`texts_to_ids`."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+
+from .._validation import check_choice, check_int
+
+# A word is a run of word characters (any script), with inner apostrophes kept: "don't", "o'neil".
+_WORD = re.compile(r"\w+(?:'\w+)*")
+TRUNCATE = ("head", "tail")
+
+
+def _check_texts(texts):
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"texts: expected a sequence of strings, got a single {type(texts).__name__}")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts: expected strings, got {type(text).__name__} at position {i}")
+    return texts
+
+
+def tokenize(text):
+    """Lower-case ``text``, turn the HTML line breaks ``<br />`` into spaces, return its words
+    (runs of letters, digits and ``_``, with inner apostrophes: "don't")."""
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a str, got {type(text).__name__}")
+    return _WORD.findall(text.lower().replace("<br />", " "))
+
+
+class Vocabulary:
+    """Token <-> id map of the ``max_size`` most frequent tokens.
+
+    Id 0 is PAD (padding), id 1 is OOV (any token not kept); kept tokens get ids 2, 3, ...
+    by decreasing frequency, ties broken alphabetically so the map is deterministic.
+    ``len(vocab)`` counts PAD and OOV, so it is the ``num_embeddings`` of an embedding.
+
+    Parameters
+    ----------
+    max_size : int >= 1 or None
+        Most tokens to keep (PAD and OOV not included); None keeps all.
+    min_freq : int >= 1
+        Tokens seen fewer times are left out.
+    """
+
+    PAD, OOV = 0, 1
+    pad_token, oov_token = "<pad>", "<oov>"
+
+    def __init__(self, max_size=20000, *, min_freq=1):
+        self.max_size = None if max_size is None else check_int("max_size", max_size, min_value=1)
+        self.min_freq = check_int("min_freq", min_freq, min_value=1)
+        self.itos = [self.pad_token, self.oov_token]
+        self.stoi = {}
+
+    def fit(self, texts):
+        """Count the tokens of ``texts`` (strings) and keep the most frequent; returns self."""
+        counts = Counter()
+        for text in _check_texts(texts):
+            counts.update(tokenize(text))
+        ranked = sorted((item for item in counts.items() if item[1] >= self.min_freq), key=lambda kv: (-kv[1], kv[0]))
+        if self.max_size is not None:
+            ranked = ranked[:self.max_size]
+        self.itos = [self.pad_token, self.oov_token] + [tok for tok, _ in ranked]
+        self.stoi = {tok: i for i, tok in enumerate(self.itos) if i >= 2}
+        return self
+
+    def __len__(self):
+        return len(self.itos)
+
+    def __contains__(self, token):
+        return token in self.stoi
+
+    def encode(self, tokens):
+        """Ids of ``tokens`` (OOV for unknown ones)."""
+        get, oov = self.stoi.get, self.OOV
+        return [get(tok, oov) for tok in tokens]
+
+    def decode(self, ids):
+        """Tokens of ``ids``; PAD ids are skipped."""
+        n = len(self.itos)
+        out = []
+        for i in ids:
+            i = int(i)
+            if not 0 <= i < n:
+                raise ValueError(f"ids: expected ids in [0, {n}), got {i}")
+            if i != self.PAD:
+                out.append(self.itos[i])
+        return out
+
+    def to_dict(self):
+        """A JSON-safe description (tokens in id order); :meth:`from_dict` restores it."""
+        return {"max_size": self.max_size, "min_freq": self.min_freq, "tokens": self.itos[2:]}
+
+    @classmethod
+    def from_dict(cls, state):
+        vocab = cls(state["max_size"], min_freq=state["min_freq"])
+        vocab.itos = [cls.pad_token, cls.oov_token] + list(state["tokens"])
+        vocab.stoi = {tok: i for i, tok in enumerate(vocab.itos) if i >= 2}
+        return vocab
+
+
+def texts_to_ids(texts, max_len, truncate="head", *, vocab):
+    """Tokenise ``texts`` and map them to a padded id matrix.
+
+    Parameters
+    ----------
+    texts : sequence of str
+    max_len : int >= 1
+    truncate : {"head", "tail"}
+        For texts longer than ``max_len`` tokens: "head" keeps the first ``max_len``
+        tokens (the head of the text), "tail" keeps the last ``max_len``.
+    vocab : Vocabulary
+        A fitted vocabulary.
+
+    Returns
+    -------
+    ids : int32 (n, max_len)
+        Token ids, left-aligned, padded with ``Vocabulary.PAD`` (0) on the right.
+    lengths : int64 (n,)
+        Number of real tokens per row, ``min(n_tokens, max_len)``; 0 for an empty text.
+    """
+    max_len = check_int("max_len", max_len, min_value=1)
+    check_choice("truncate", truncate, TRUNCATE)
+    if not isinstance(vocab, Vocabulary):
+        raise TypeError(f"vocab: expected a Vocabulary, got {type(vocab).__name__}")
+    texts = _check_texts(texts)
+    ids = np.zeros((len(texts), max_len), dtype=np.int32)
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    get, oov = vocab.stoi.get, vocab.OOV
+    for i, text in enumerate(texts):
+        tokens = tokenize(text)
+        tokens = tokens[:max_len] if truncate == "head" else tokens[-max_len:]
+        row = [get(tok, oov) for tok in tokens]
+        ids[i, :len(row)] = row
+        lengths[i] = len(row)
+    return ids, lengths
