@@ -13,26 +13,34 @@ METHODS = ("standard", "minmax", "robust")
 
 
 def _as_sequences(X, name="X"):
-    """(n, T, F) float view of X; a 2-D X is (n, T) univariate. Returns (X3, was_2d)."""
-    if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
-        arr = np.asarray(X)
-    else:
+    """(n, T, F) float view of X; a 2-D X is (n, T) univariate. Returns (X3, was_2d).
+
+    Messages reuse scikit-learn's wording where its estimator checks look for it."""
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError(f"{name}: expected a dense array, got sparse {type(X).__name__}; sparse input is "
+                        "not supported, convert it with X.toarray()")
+    if not (hasattr(X, "__array__") or isinstance(X, (list, tuple))):
         raise TypeError(f"{name}: expected an array-like (n, T, F) or (n, T), got {type(X).__name__}")
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{name}: expected real values, got dtype {arr.dtype} (Complex data not supported)")
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name}: expected numeric values, got an object array that is not numeric ({err})") \
+                from None
     if arr.dtype.kind not in "fiub":
-        if arr.dtype.kind == "O":
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(f"{name}: expected numeric values, got an object array that is not numeric") from None
-        else:
-            raise ValueError(f"{name}: expected numeric values, got dtype {arr.dtype}")
+        raise ValueError(f"{name}: expected numeric values, got dtype {arr.dtype}")
     if arr.ndim not in (2, 3):
         raise ValueError(f"{name}: expected a 3-D array (n, T, F), or 2-D (n, T) for one channel, "
-                         f"got ndim={arr.ndim} with shape {arr.shape}")
+                         f"got ndim={arr.ndim} with shape {arr.shape}. Reshape your data to (n, T, F).")
     if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
         arr = arr.astype(np.float64)
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"{name}: expected at least 1 sample and 1 step, got shape {arr.shape}")
+    for axis, what in ((0, "sample"), (1, "feature"), (2, "feature")):
+        if axis < arr.ndim and arr.shape[axis] < 1:
+            raise ValueError(f"{name}: expected at least 1 sample, step and channel, found array with "
+                             f"0 {what}(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if np.isinf(arr).any():
         raise ValueError(f"{name}: expected finite values (NaN is allowed and ignored), got inf")
     was_2d = arr.ndim == 2
