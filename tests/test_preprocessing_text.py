@@ -1,0 +1,91 @@
+"""Tokenizer, Vocabulary and texts_to_ids (the IMDB speed check lives in benchmarks/windowing.py)."""
+import gzip
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qlts.preprocessing import Vocabulary, texts_to_ids, tokenize
+
+TEXTS = [
+    "A GREAT film.<br /><br />I didn't expect   that; 10/10!",
+    "Great, great acting... but the plot? Not great.",
+    "",
+    "Café au lait, naïve O'Neil's film",
+    "the the the plot film film",
+]
+
+
+def test_tokenize():
+    assert tokenize(TEXTS[0]) == ["a", "great", "film", "i", "didn't", "expect", "that", "10", "10"]
+    assert tokenize(TEXTS[3]) == ["café", "au", "lait", "naïve", "o'neil's", "film"]
+    assert tokenize("x<BR />y 'quoted' end'") == ["x", "y", "quoted", "end"]
+    assert tokenize("") == []
+
+
+def test_vocabulary_ranks_by_frequency_then_alphabetically():
+    vocab = Vocabulary(max_size=4).fit(TEXTS)
+    counts = Counter(tok for text in TEXTS for tok in tokenize(text))
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
+    assert ranked == [("film", 4), ("great", 4), ("the", 4), ("10", 2)]  # ties broken alphabetically
+    assert vocab.itos == ["<pad>", "<oov>"] + [tok for tok, _ in ranked]
+    assert len(vocab) == 6 and "great" in vocab and "acting" not in vocab
+    assert vocab.encode(["great", "acting", "the"]) == [vocab.stoi["great"], Vocabulary.OOV, vocab.stoi["the"]]
+    assert vocab.decode([vocab.stoi["film"], 1, 0]) == ["film", "<oov>"]
+    assert Vocabulary.from_dict(json.loads(json.dumps(vocab.to_dict()))).itos == vocab.itos
+
+
+def test_min_freq_and_unbounded():
+    vocab = Vocabulary(max_size=None, min_freq=2).fit(TEXTS)
+    assert set(vocab.itos[2:]) == {"great", "film", "the", "plot", "10"}
+
+
+@pytest.mark.parametrize("truncate", ["head", "tail"])
+def test_texts_to_ids_matches_a_plain_loop(truncate):
+    vocab = Vocabulary(max_size=6).fit(TEXTS)
+    ids, lengths = texts_to_ids(TEXTS, 5, truncate, vocab=vocab)
+    assert ids.dtype == np.int32 and ids.shape == (5, 5) and lengths.dtype == np.int64
+    for row, length, text in zip(ids, lengths, TEXTS):
+        tokens = tokenize(text)
+        kept = tokens[:5] if truncate == "head" else tokens[max(len(tokens) - 5, 0):]
+        want = [vocab.stoi.get(tok, 1) for tok in kept]
+        assert length == len(want)
+        assert row.tolist() == want + [0] * (5 - len(want))
+    assert lengths.tolist() == [5, 5, 0, 5, 5]
+    assert (ids[0] != texts_to_ids(TEXTS, 5, "tail" if truncate == "head" else "head", vocab=vocab)[0][0]).any()
+
+
+def test_bad_input():
+    vocab = Vocabulary(10).fit(TEXTS)
+    with pytest.raises(ValueError, match=r"max_len: expected an int >= 1, got 0"):
+        texts_to_ids(TEXTS, 0, vocab=vocab)
+    with pytest.raises(ValueError, match=r"truncate: expected one of \['head', 'tail'\], got 'middle'"):
+        texts_to_ids(TEXTS, 5, "middle", vocab=vocab)
+    with pytest.raises(TypeError, match=r"texts: expected a sequence of strings, got a single str"):
+        texts_to_ids("one text", 5, vocab=vocab)
+    with pytest.raises(TypeError, match=r"texts: expected strings, got int at position 1"):
+        texts_to_ids(["ok", 3], 5, vocab=vocab)
+    with pytest.raises(TypeError, match=r"vocab: expected a Vocabulary, got dict"):
+        texts_to_ids(TEXTS, 5, vocab={})
+    with pytest.raises(ValueError, match=r"max_size: expected an int >= 1, got 0"):
+        Vocabulary(0)
+    with pytest.raises(ValueError, match=r"ids: expected ids in \[0, 12\), got 12"):
+        vocab.decode([12])
+
+
+IMDB = Path(os.environ.get("QLTS_DATA", "/work/shared/data")) / "imdb" / "train.jsonl.gz"
+
+
+@pytest.mark.skipif(not IMDB.exists(), reason=f"IMDB train split not found at {IMDB} (set QLTS_DATA)")
+def test_imdb_sample():
+    with gzip.open(IMDB, "rt", encoding="utf-8") as fh:
+        texts = [json.loads(next(fh))["text"] for _ in range(300)]
+    vocab = Vocabulary(2000).fit(texts)
+    ids, lengths = texts_to_ids(texts, 400, vocab=vocab)
+    assert "br" not in vocab  # the <br /> tags are gone
+    assert 0 < lengths.min() and lengths.max() == 400
+    assert (ids[np.arange(400)[None, :] >= lengths[:, None]] == 0).all()  # padding only after the tokens
+    assert (ids[np.arange(400)[None, :] < lengths[:, None]] > 0).all()
