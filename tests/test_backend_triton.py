@@ -233,5 +233,38 @@ def test_compute_dtype_follows_autocast():
         assert _compute_dtype(x) == torch.bfloat16
 
 
+BENCHMARK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "kernels_gpu.py")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path; this machine has CUDA")
+def test_gpu_benchmark_without_cuda_says_so(tmp_path):
+    proc = subprocess.run([sys.executable, BENCHMARK, "--quick", "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "no CUDA device" in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@needs_triton
+def test_gpu_benchmark_cpu_smoke_writes_report(tmp_path):
+    """The GPU benchmark's whole flow (agreement check, interleaved timing, md/csv report) on CPU
+    under the interpreter at toy sizes, so a blind GPU run does not die on a script bug."""
+    import csv
+
+    cmd = [sys.executable, BENCHMARK, "--cpu-smoke", "--dtypes", "fp32", "--sizes", "0", "--reps", "2",
+           "--warmup", "1", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    md = (tmp_path / "kernels_gpu.md").read_text()
+    assert "Status: **complete**" in md and "--cpu-smoke" in md
+    agreement = [line for line in md.splitlines() if line.startswith("| H=")]
+    assert len(agreement) == 2 and all(line.endswith("| yes |") for line in agreement), agreement
+    with open(tmp_path / "kernels_gpu.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["model"], r["mode"]) for r in rows} == {(m, mode) for m in ("lstm", "gru", "ql_triton", "ql_torch")
+                                                       for mode in ("fwd", "fwd+bwd")}
+    assert all(float(r["median_ms"]) > 0 and r["error"] == "" for r in rows)
+
+
 if __name__ == "__main__":
     _child(sys.argv[1])

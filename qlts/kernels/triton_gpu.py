@@ -76,9 +76,14 @@ def _dot_options(device, dtype):
 def _compute_dtype(x):
     """x's dtype, or the autocast dtype when autocast is on for x's device (as nn.LSTM does)."""
     device_type = x.device.type
-    if torch.is_autocast_enabled(device_type):
-        return torch.get_autocast_dtype(device_type)
-    return x.dtype
+    try:
+        enabled, dtype = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError):  # torch < 2.4: per-device functions
+        if device_type == "cuda":
+            enabled, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+        else:
+            enabled, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+    return dtype if enabled else x.dtype
 
 
 def _check(x, h0, weight_ih, weight_hh, lengths, dtype):

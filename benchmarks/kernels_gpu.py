@@ -1,0 +1,483 @@
+"""GPU kernels: QL-LSTM's fused Triton scan against cuDNN's LSTM and GRU, in fp32, bf16 and fp16.
+
+    python benchmarks/kernels_gpu.py --quick            # ~2-3 min on one H100/H200
+    python benchmarks/kernels_gpu.py                    # more repetitions
+    python benchmarks/kernels_gpu.py --out /tmp/res --sizes 0 3 --dtypes bf16
+
+First it checks that ``QLLSTM(backend="triton")`` matches the torch reference (float64) on the
+GPU: outputs and every gradient, in each dtype. Then, for every size of the grid and every dtype,
+it times cuDNN LSTM, cuDNN GRU and QL-LSTM (triton) interleaved in one process (and the QL torch
+reference at one size), forward under no_grad and forward+backward, with CUDA events: the median
+of >= 10 runs after warm-up. It prints ratios to cuDNN LSTM and writes kernels_gpu.md and .csv
+(device, versions, command) after every size, so a run cut short still leaves its numbers.
+
+Without CUDA it exits with status 2 and says so. ``--cpu-smoke`` runs the same code on CPU under
+triton's interpreter at toy sizes, to test this script without a GPU (its timings mean nothing).
+Exit status 1 when an agreement check fails or the triton backend errors.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+
+SIZES = [(64, 1024, 128, 256), (256, 512, 128, 512), (16, 4096, 32, 128), (1024, 256, 64, 256),
+         (16, 1024, 768, 768)]  # (B, T, d, H), DESIGN §7 / issue #4
+REFERENCE_SIZE = (1024, 256, 64, 256)  # the torch reference is timed here only (it is ~100x slower)
+SMOKE_SIZES = [(3, 6, 4, 16), (17, 5, 6, 20)]
+DTYPE_NAMES = ("fp32", "bf16", "fp16")
+MODES = ("fwd", "fwd+bwd")
+MODELS = ("lstm", "gru", "ql_triton", "ql_torch")
+LABELS = {"lstm": "cuDNN LSTM", "gru": "cuDNN GRU", "ql_triton": "QL triton", "ql_torch": "QL torch ref"}
+# rel error (max |a-b| / max |b|) against the float64 reference: DESIGN §2 (fp32 ieee: the brief's 1e-4)
+TOLERANCES = {("fp32", "ieee"): 1e-4, ("fp32", "tf32"): 1e-3, ("bf16", "-"): 1e-2, ("fp16", "-"): 1e-2}
+AGREEMENT_CONFIGS = [
+    # H=200: four 64-wide hidden blocks, the last one masked; B=24: two batch tiles, the second masked
+    dict(name="H=200, 2 layers, bidirectional, packed, K=3, convex, learned alpha",
+         model=dict(input_size=40, hidden_size=200, num_layers=2, bidirectional=True, skip=3, alpha=0.2,
+                    learn_alpha=True), T=48, B=24, packed=True),
+    dict(name="H=64, K=1, additive, alpha=0.3, h0/c0 given",
+         model=dict(input_size=16, hidden_size=64, skip=1, alpha=0.3, skip_mode="additive"), T=64, B=16,
+         packed=False),
+]
+
+DESIGN_NOTES = """\
+## Kernel design and what is next
+
+- One program per tile of 16 batch rows runs the whole time loop (forward and backward). Each step
+  it loops over 64-wide blocks of hidden units and accumulates `h_{t-1} W_h^T` with `tl.dot` over
+  64-wide chunks of `h_{t-1}`, streaming the W_h tiles from L2/L1; state, gates and accumulators
+  are fp32. The per-step h and c go to global buffers (needed by the backward and the K-step skip)
+  and are read back by the next step from L1/L2; a CTA barrier separates the steps.
+- `W_x x` for all t is one GEMM before the kernel; `dx`, `dW_x`, `dW_h` are one GEMM each over the
+  stored `dz` after the backward kernel.
+- Expected weak spots (the design was not measured before this run): at B=16 the grid is a single
+  program on one SM, and W_h (2H x H) is re-read from L2 every step by every program. The next
+  design is persistent and hidden-split: the hidden units are split across all SMs, each program
+  keeps its slice of W_h resident in shared memory/registers for the whole sequence, and the
+  programs exchange h_t through global memory with one grid-wide barrier per step (FlashRNN,
+  Baidu's persistent RNNs). That removes the per-step W_h traffic and uses every SM at small
+  batch; it needs all programs co-resident and cannot run in triton's CPU interpreter, so it has to
+  be developed on a GPU.
+"""
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="10 timed runs after 2 warm-ups, time budget 170 s")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    p.add_argument("--sizes", type=int, nargs="+", help=f"indices into the grid {SIZES}")
+    p.add_argument("--dtypes", nargs="+", choices=DTYPE_NAMES, default=list(DTYPE_NAMES))
+    p.add_argument("--reps", type=int, help="timed runs per measurement (>= 10; default 10 quick, 30 full)")
+    p.add_argument("--warmup", type=int, help="untimed runs first (default 2 quick, 5 full)")
+    p.add_argument("--budget-s", type=float, help="stop starting new sizes after this many seconds "
+                   "(default 170 quick, 540 full); the rest is listed as not measured")
+    p.add_argument("--cpu-smoke", action="store_true", help="test this script on CPU under TRITON_INTERPRET=1 "
+                   "at toy sizes; the timings mean nothing")
+    args = p.parse_args(argv)
+    quick = args.quick or args.cpu_smoke
+    args.reps = args.reps if args.reps is not None else (10 if quick else 30)
+    args.warmup = args.warmup if args.warmup is not None else (2 if quick else 5)
+    args.budget_s = args.budget_s if args.budget_s is not None else (170.0 if quick else 540.0)
+    if args.reps < 10 and not args.cpu_smoke:
+        p.error(f"--reps: expected >= 10 (medians of at least 10 runs), got {args.reps}")
+    grid = SMOKE_SIZES if args.cpu_smoke else SIZES
+    if args.sizes is not None:
+        bad = [i for i in args.sizes if not 0 <= i < len(grid)]
+        if bad:
+            p.error(f"--sizes: expected indices in [0, {len(grid) - 1}], got {bad}")
+    args.grid = [grid[i] for i in args.sizes] if args.sizes is not None else list(grid)
+    args.reference_size = SMOKE_SIZES[0] if args.cpu_smoke else REFERENCE_SIZE
+    return args
+
+
+# -- measurement ---------------------------------------------------------------------------------
+
+class Timer:
+    """Milliseconds of one call: CUDA events on a GPU, wall clock on CPU (smoke runs only)."""
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+
+    def __call__(self, fn):
+        import torch
+
+        if not self.cuda:
+            start = time.perf_counter()
+            fn()
+            return 1e3 * (time.perf_counter() - start)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+
+
+def _rel(a, b):
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+def _run_layer(model, cfg, x, state, lengths, weights):
+    """Outputs and every gradient of ``model`` under the loss sum(weights * outputs), by name."""
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    dtype = next(model.parameters()).dtype
+    leaves = [t.detach().to(dtype).clone().requires_grad_() for t in [x] + state]
+    inp = pack_padded_sequence(leaves[0], lengths, enforce_sorted=False) if cfg["packed"] else leaves[0]
+    out, (h_n, c_n) = model(inp, None if cfg["packed"] else tuple(leaves[1:]))
+    outs = [out.data if cfg["packed"] else out, h_n, c_n]
+    sum((o.double() * w).sum() for o, w in zip(outs, weights)).backward()
+    named = {n: o.detach() for n, o in zip(("out", "h_n", "c_n"), outs)}
+    named.update({f"d_{n}": t.grad for n, t in zip(("input", "h0", "c0"), leaves) if t.grad is not None})
+    named.update({f"d_{n}": p.grad for n, p in model.named_parameters()})
+    with torch.no_grad():
+        model.zero_grad(set_to_none=True)
+    return named
+
+
+def check_agreement(cfg, device, dtype, tol, smoke):
+    """QLLSTM(backend="triton") in ``dtype`` against the torch reference in float64, with the same
+    (rounded) weights and inputs: outputs and every gradient.
+
+    A tensor passes when its rel error is <= ``tol``, or at most 2x the error of the torch
+    reference run in the same dtype: some gradients are sums of ~10^5 terms of both signs (alpha's
+    is one number), and no implementation in that dtype gets them closer. Returns the worst
+    tensor (by error / allowed), its error, the reference's error on it, how many tensors, ok.
+    """
+    import copy
+
+    import torch
+
+    from qlts.nn import QLLSTM
+
+    T, B, kwargs = cfg["T"], cfg["B"], dict(cfg["model"])
+    if smoke:  # the interpreter is slow: toy sizes (the kernels' own tests cover the block logic)
+        T, B, kwargs["input_size"], kwargs["hidden_size"] = 6, 5, 6, 20
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # additive mode warns by design
+        tri = QLLSTM(backend="triton", **kwargs).to(device)
+    with torch.no_grad():  # off the init, so gamma, beta, b_u, alpha all matter
+        for p in tri.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    tri.to(dtype)
+    ref = copy.deepcopy(tri)
+    ref.backend = "torch"
+    ref_same = copy.deepcopy(ref)  # the reference in the same dtype: that dtype's own error
+    ref.to(torch.float64)  # same rounded weights, upcast
+    layers = tri.num_layers * tri.num_directions
+    x = torch.randn(T, B, tri.input_size, device=device).to(dtype)
+    state = [(0.5 * torch.randn(layers, B, tri.hidden_size, device=device)).to(dtype) for _ in range(2)]
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0] = T
+    gen = torch.Generator(device="cpu").manual_seed(1)
+    width = tri.hidden_size * tri.num_directions
+    shapes = [(int(lengths.sum()), width) if cfg["packed"] else (T, B, width)] + [(layers, B, tri.hidden_size)] * 2
+    # one random linear functional of (out, h_n, c_n), shared by the three runs
+    weights = [torch.randn(shape, generator=gen, dtype=torch.float64).to(device) for shape in shapes]
+    results = [_run_layer(model, cfg, x, state, lengths, weights) for model in (ref, tri, ref_same)]
+    ref64, got, same = results
+    best = None
+    for name in ref64:
+        rel, rel_same = _rel(got[name], ref64[name]), _rel(same[name], ref64[name])
+        allowed = max(tol, 2 * rel_same)
+        if best is None or rel / allowed > best[0]:
+            best = (rel / allowed, name, rel, rel_same)
+    return dict(worst=best[1], rel=best[2], rel_same=best[3], n=len(ref64), ok=best[0] <= 1.0)
+
+
+def build(kind, size, device, dtype):
+    import torch
+    from torch import nn
+
+    from qlts.nn import QLLSTM
+
+    B, T, d, H = size
+    if kind == "lstm":
+        model = nn.LSTM(d, H)
+    elif kind == "gru":
+        model = nn.GRU(d, H)
+    else:
+        model = QLLSTM(d, H, backend="triton" if kind == "ql_triton" else "torch")
+    return model.to(device, dtype)
+
+
+def runner(model, x, mode, grad_out):
+    import torch
+
+    if mode == "fwd":
+        def run():
+            with torch.no_grad():
+                model(x)
+    else:
+        def run():
+            model.zero_grad(set_to_none=True)
+            out = model(x)[0]
+            out.backward(grad_out)
+    return run
+
+
+def measure(size, dtype_name, args, device, timer, log):
+    """Rows (model, mode, times or error) for one size and dtype, models interleaved per repetition."""
+    import torch
+
+    dtype = getattr(torch, {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype_name])
+    B, T, d, H = size
+    kinds = ["lstm", "gru", "ql_triton"] + (["ql_torch"] if size == args.reference_size else [])
+    rows, models = [], {}
+    for kind in kinds:
+        try:
+            models[kind] = build(kind, size, device, dtype)
+        except Exception as exc:
+            rows.append(dict(model=kind, mode="*", error=f"{type(exc).__name__}: {exc}"))
+    x = torch.randn(T, B, d, device=device, dtype=dtype)
+    grad_out = torch.randn(T, B, H, device=device, dtype=dtype)
+    for mode in MODES:
+        fns = {}
+        for kind, model in models.items():
+            fn = runner(model, x, mode, grad_out)
+            try:
+                for _ in range(args.warmup):
+                    fn()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                fns[kind] = fn
+            except Exception as exc:  # compile error, OOM, ...: record it and time the others
+                rows.append(dict(model=kind, mode=mode, error=f"{type(exc).__name__}: {str(exc)[:300]}"))
+                log(f"  {LABELS[kind]} {mode} failed: {type(exc).__name__}: {str(exc)[:300]}")
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        times = {kind: [] for kind in fns}
+        for _ in range(args.reps):
+            for kind, fn in fns.items():  # interleaved: every model once per repetition
+                times[kind].append(timer(fn))
+        for kind, ts in times.items():
+            rows.append(dict(model=kind, mode=mode, median_ms=statistics.median(ts), min_ms=min(ts), n=len(ts)))
+    params = {kind: sum(p.numel() for p in m.parameters()) for kind, m in models.items()}
+    del models, x, grad_out
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    for row in rows:
+        row.update(B=B, T=T, d=d, H=H, dtype=dtype_name, params=params.get(row["model"], ""))
+    return rows
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+def target(dtype_name, mode, H):
+    """Issue #4's target for QL triton / cuDNN LSTM in the same dtype."""
+    if dtype_name == "fp16":
+        return 0.7 if H <= 256 else 1.0
+    return 0.5 if mode == "fwd" else 0.6
+
+
+def _ms(rows, key, model, mode):
+    for r in rows:
+        if (r["B"], r["T"], r["d"], r["H"], r["dtype"]) == key and r["model"] == model and r["mode"] in (mode, "*"):
+            return r.get("median_ms"), r.get("error")
+    return None, None
+
+
+def _fmt(v, err=None, digits=2):
+    if err:
+        return "error"
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def summary_lines(rows, keys):
+    lines = ["| B, T, d, H | dtype | mode | cuDNN LSTM ms | cuDNN GRU ms | QL triton ms | QL torch ms | "
+             "QL/LSTM | QL/GRU | GRU/LSTM | target QL/LSTM | met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    missed = []
+    for key in keys:
+        B, T, d, H, dt = key
+        for mode in MODES:
+            (lstm, le), (gru, ge), (ql, qe), (ref, re_) = (_ms(rows, key, m, mode) for m in MODELS)
+            ratio = ql / lstm if ql and lstm else None
+            tgt = target(dt, mode, H)
+            met = "-" if ratio is None else ("yes" if ratio <= tgt else "no")
+            if met == "no":
+                missed.append(f"- {B}, {T}, {d}, {H} {dt} {mode}: QL/LSTM {ratio:.2f} against a target of {tgt} "
+                              f"(missed by {ratio / tgt:.2f}x)")
+            lines.append(f"| {B}, {T}, {d}, {H} | {dt} | {mode} | {_fmt(lstm, le)} | {_fmt(gru, ge)} | "
+                         f"{_fmt(ql, qe)} | {_fmt(ref, re_)} | "
+                         f"{_fmt(ratio)} | {_fmt(ql / gru if ql and gru else None)} | "
+                         f"{_fmt(gru / lstm if gru and lstm else None)} | {tgt} | {met} |")
+    return lines, missed
+
+
+def write_report(args, env, agreement, rows, keys, skipped, status, command):
+    lines, missed = summary_lines(rows, keys)
+    errors = [f"- {r['B']}, {r['T']}, {r['d']}, {r['H']} {r['dtype']} {LABELS[r['model']]} {r['mode']}: {r['error']}"
+              for r in rows if r.get("error")]
+    md = [
+        "# GPU kernels: fused Triton QL-LSTM against cuDNN LSTM and GRU", "",
+        f"Status: **{status}**  ",
+        f"Command: `{command}`  ",
+        f"Device: {env['device']}  ",
+        f"Versions: {env['versions']}  ",
+        f"Date: {env['date']}  ",
+        f"Timing: CUDA events around one call; median of {args.reps} runs after {args.warmup} warm-up runs; "
+        "all models interleaved in one process (each model once per repetition). `fwd` = forward under "
+        "`torch.no_grad()`; `fwd+bwd` = forward, then backward of the output with a fixed random gradient "
+        "(no input gradient), one layer, time-major input, no lengths. Only ratios within this run count.  ",
+        f"Precision: {env['precision']}  ",
+        "Parameters (one layer): " + env.get("params", "-"), "",
+        "## Agreement with the reference, checked before timing", "",
+        "QLLSTM(backend=\"triton\") in each dtype against QLLSTM(backend=\"torch\") in float64 with the same "
+        "(rounded) weights and inputs: outputs, h_n, c_n and the gradients of the input, h0, c0 and every "
+        "parameter under a random linear loss. rel = max |triton - ref| / max |ref|. A tensor passes when "
+        "rel <= tolerance, or rel <= 2x the error of the torch reference run in the same dtype (some "
+        "gradients, alpha's above all, are sums of ~10^5 terms of both signs, ill-conditioned in low "
+        "precision). Shown: the worst tensor relative to what it is allowed.", "",
+        "| configuration | dtype | in-kernel dot | tensors | worst tensor | rel error | torch ref same dtype | "
+        "tolerance | ok |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[f"| {a['config']} | {a['dtype']} | {a['dot']} | {a['n']} | {a['worst']} | {a['rel']:.2e} | "
+          f"{a['rel_same']:.2e} | {a['tol']:g} | {'yes' if a['ok'] else 'NO'} |" if "rel" in a else
+          f"| {a['config']} | {a['dtype']} | {a['dot']} | - | - | {a['error']} | - | {a['tol']:g} | NO |"
+          for a in agreement],
+        "", "## Times (median ms) and ratios", "", *lines, "",
+        "## Targets missed", "", *(missed or ["- none among the measured rows"]), "",
+    ]
+    if errors:
+        md += ["## Errors", "", *errors, ""]
+    if skipped:
+        md += ["## Not measured (time budget)", "", *[f"- {s}" for s in skipped], ""]
+    md += [DESIGN_NOTES]
+    os.makedirs(args.out, exist_ok=True)
+    from qlts.utils import atomic_write
+
+    with atomic_write(os.path.join(args.out, "kernels_gpu.md"), "w") as fh:
+        fh.write("\n".join(md))
+    fields = ["B", "T", "d", "H", "dtype", "mode", "model", "params", "median_ms", "min_ms", "n", "ratio_to_lstm",
+              "error"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        key = (r["B"], r["T"], r["d"], r["H"], r["dtype"])
+        lstm, _ = _ms(rows, key, "lstm", r["mode"])
+        ratio = r.get("median_ms") / lstm if r.get("median_ms") and lstm else ""
+        writer.writerow({**r, "ratio_to_lstm": ratio})
+    with atomic_write(os.path.join(args.out, "kernels_gpu.csv"), "w") as fh:
+        fh.write(buf.getvalue())
+    return lines, missed
+
+
+def environment(device):
+    import torch
+
+    try:
+        import triton
+        triton_version = triton.__version__
+    except Exception as exc:
+        triton_version = f"not importable ({type(exc).__name__})"
+    versions = (f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
+                f"triton {triton_version}, Python {platform.python_version()}")
+    if device.type == "cuda":
+        prop = torch.cuda.get_device_properties(device)
+        name = f"{prop.name} (sm_{prop.major}{prop.minor}, {prop.multi_processor_count} SMs, " \
+               f"{prop.total_memory / 2**30:.0f} GiB)"
+    else:
+        name = f"CPU {platform.machine()} (--cpu-smoke: TRITON_INTERPRET=1, timings meaningless)"
+    precision = (f"torch.backends.cudnn.allow_tf32={torch.backends.cudnn.allow_tf32} (cuDNN fp32 LSTM/GRU and the "
+                 f"QL kernel's fp32 recurrent dot follow it), torch.backends.cuda.matmul.allow_tf32="
+                 f"{torch.backends.cuda.matmul.allow_tf32} (the QL input and weight-gradient GEMMs)")
+    return {"device": name, "versions": versions, "precision": precision,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if args.cpu_smoke:
+        os.environ["TRITON_INTERPRET"] = "1"  # before anything imports triton
+    import torch
+
+    if args.cpu_smoke:
+        device = torch.device("cpu")
+    elif not torch.cuda.is_available():
+        print("kernels_gpu.py: no CUDA device is available (torch.cuda.is_available() is False); this benchmark "
+              "times GPU kernels and needs an NVIDIA GPU. Use --cpu-smoke to test the script on CPU.",
+              file=sys.stderr)
+        return 2
+    else:
+        device = torch.device("cuda", torch.cuda.current_device())
+    started = time.monotonic()
+    command = "python benchmarks/kernels_gpu.py " + " ".join(argv)
+    env = environment(device)
+    timer = Timer(device)
+
+    def log(msg):
+        print(f"[{time.monotonic() - started:6.1f}s] {msg}", flush=True)
+
+    log(f"{env['device']}; {env['versions']}")
+    # 1. agreement with the reference, before any timing
+    agreement, failed = [], False
+    tf32_default = torch.backends.cudnn.allow_tf32
+    for cfg in AGREEMENT_CONFIGS:
+        for dtype_name in args.dtypes:
+            dots = ["ieee", "tf32"] if dtype_name == "fp32" and device.type == "cuda" else \
+                ["ieee"] if dtype_name == "fp32" else ["-"]
+            for dot in dots:
+                tol = TOLERANCES[(dtype_name, "tf32" if dot == "tf32" else "ieee" if dot == "ieee" else "-")]
+                name = cfg["name"] + (" (toy size T=6, B=5, d=6, H=20 in --cpu-smoke)" if args.cpu_smoke else "")
+                entry = dict(config=name, dtype=dtype_name, dot=dot, tol=tol)
+                torch.backends.cudnn.allow_tf32 = dot == "tf32" if dtype_name == "fp32" else tf32_default
+                try:
+                    dtype = getattr(torch, {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype_name])
+                    entry.update(check_agreement(cfg, device, dtype, tol, args.cpu_smoke))
+                except Exception as exc:
+                    entry.update(error=f"{type(exc).__name__}: {str(exc)[:300]}", ok=False)
+                finally:
+                    torch.backends.cudnn.allow_tf32 = tf32_default
+                failed |= not entry["ok"]
+                agreement.append(entry)
+                log(f"agreement {dtype_name:4s} dot={dot:4s} {cfg['name']}: "
+                    + (f"worst {entry['worst']} rel {entry['rel']:.2e} (torch ref in {dtype_name} {entry['rel_same']:.2e}, "
+                       f"tol {tol:g}) {'ok' if entry['ok'] else 'FAIL'}"
+                       if "rel" in entry else f"ERROR {entry['error']}"))
+    # 2. timings, one size and dtype at a time; the report is rewritten after each
+    rows, keys, skipped = [], [], []
+    todo = [(size, dt) for size in args.grid for dt in args.dtypes]
+    for index, (size, dtype_name) in enumerate(todo):
+        if time.monotonic() - started > args.budget_s:
+            skipped = [f"{s[0]}, {s[1]}, {s[2]}, {s[3]} {dt}" for s, dt in todo[index:]]
+            log(f"time budget of {args.budget_s:.0f} s spent: {len(skipped)} size/dtype pairs not measured")
+            break
+        log(f"timing B,T,d,H={size} {dtype_name}")
+        new = measure(size, dtype_name, args, device, timer, log)
+        rows += new
+        keys.append((*size, dtype_name))
+        failed |= any(r.get("error") and r["model"].startswith("ql") for r in new)
+        if "params" not in env:
+            env["params"] = ", ".join(f"{LABELS[r['model']]} {r['params']}" for r in new
+                                      if r["mode"] == "fwd" and r["params"] != "") + f" at B,T,d,H={size}"
+        status = f"partial ({len(keys)}/{len(todo)} size/dtype pairs so far)"
+        lines, _ = write_report(args, env, agreement, rows, keys, skipped, status, command)
+        print("\n".join([lines[0]] + lines[2:][-len(MODES):]), flush=True)
+    status = "complete" if not skipped else f"incomplete: {len(skipped)} size/dtype pairs not measured (budget)"
+    if failed:
+        status += "; an agreement check failed or the triton backend errored (see below)"
+    lines, missed = write_report(args, env, agreement, rows, keys, skipped, status, command)
+    print("\n".join(lines), flush=True)
+    print("\n".join(missed), flush=True)
+    log(f"wrote {os.path.join(args.out, 'kernels_gpu.md')} and .csv; status: {status}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
