@@ -128,7 +128,7 @@ CASES = {
     "skip_longer_than_sequence": (
         _scan_case, dict(T=5, B=2, d=3, H=8, skip=9, convex=True, learn_alpha=True), RTOL),
     "inference_no_grad_lengths": (
-        _scan_case, dict(T=6, B=3, d=4, H=20, skip=2, convex=True, lengths=[3, 6, 1], grad=False,
+        _scan_case, dict(T=7, B=3, d=4, H=20, skip=2, convex=True, lengths=[3, 7, 1], grad=False,
                          blocks=(16, 16, 16)), RTOL),
     "layer_bidirectional_2layers_packed_learned_alpha": (
         _layer_case, dict(input_size=4, hidden_size=8, num_layers=2, bidirectional=True, skip=2,
@@ -231,6 +231,41 @@ def test_compute_dtype_follows_autocast():
     assert _compute_dtype(x.half()) == torch.float16
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert _compute_dtype(x) == torch.bfloat16
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_kernels_compile_for_h100(dtype):
+    """Ahead-of-time compile both kernels for sm_90 (no GPU needed): what the interpreter cannot
+    check, that the kernels lower to PTX and assemble, with the launch's constexprs."""
+    import triton
+    import triton.language as tl
+
+    from qlts.kernels import _triton_kernels as k
+    from qlts.kernels import triton_gpu
+
+    if triton_gpu.interpreting():
+        pytest.skip("TRITON_INTERPRET is set in this process: kernels are interpreted, not compiled")
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError as exc:
+        pytest.skip(f"this triton has no ahead-of-time compile API: {exc!r}")
+    low = {"xw_ptr", "wt_ptr", "out_ptr", "w_ptr", "dout_ptr", "dz_ptr"}  # pointers in the compute dtype
+    consts = {"CONVEX": True, "SAVE": True, "DOT_PRECISION": "tf32", "BLOCK_B": 16, "BLOCK_H": 64, "BLOCK_K": 64,
+              "DOT_DTYPE": {"fp32": tl.float32, "bf16": tl.bfloat16}[dtype]}
+    for kernel in (k.qllstm_fwd_kernel, k.qllstm_bwd_kernel):
+        names = kernel.arg_names
+        signature = {n: "constexpr" if n in consts else f"*{dtype}" if n in low else "*i32" if n == "len_ptr"
+                     else "*fp32" if n.endswith("_ptr") else "i32" for n in names}
+        try:
+            compiled = triton.compile(ASTSource(kernel, signature, {n: consts[n] for n in names if n in consts}),
+                                      target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+        except RuntimeError as exc:
+            if "ptxas" in str(exc).lower() and "not found" in str(exc).lower():
+                pytest.skip(f"triton's ptxas is missing: {exc}")
+            raise
+        assert "bar.sync" in compiled.asm["ptx"] or "barrier.sync" in compiled.asm["ptx"]
 
 
 BENCHMARK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "kernels_gpu.py")

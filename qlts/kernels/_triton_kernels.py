@@ -12,6 +12,10 @@ which is exactly "h_s = h_0 for s <= 0". A ``tl.debug_barrier()`` (a CTA-wide ba
 each step makes the step's stores visible to every thread of the program before the next step reads.
 Rows past their length keep their state (``hs[t+1] = hs[t]``) and write zero outputs.
 
+No buffer is read and written at the same address in the same step where the value read also
+feeds other results (the carries ping-pong between two slots): when a layout holds an element in
+several threads, one of them may read it after another has stored the new value.
+
 ``tl.dot`` runs in the compute dtype on a GPU (``DOT_DTYPE``). The CPU interpreter's bf16/fp16
 ``tl.dot`` returns garbage, so there the operands are upcast to fp32 and the rest of the
 low-precision path (loads, stores, buffers) is still exercised.
@@ -62,10 +66,10 @@ def qllstm_fwd_kernel(
     alpha_ptr,   # () fp32
     len_ptr,     # (B,) int32
     hs_ptr,      # (T+1, B, H) fp32, hs[0] = h0 on entry
-    cs_ptr,      # (T+1, B, H) fp32 (c_step = B*H) or (1, B, H) (c_step = 0, inference); cs[0] = c0
+    cs_ptr,      # (C_SLOTS, B, H) fp32; cs[0] = c0. c_t goes to slot t % C_SLOTS: T+1 slots when SAVE, else 2
     z_ptr,       # (T, B, 2H) fp32: pre-activations (a, u + b_u), written when SAVE
     out_ptr,     # (T, B, H) compute dtype
-    T, B, H, SKIP, c_step,
+    T, B, H, SKIP, C_SLOTS,
     CONVEX: tl.constexpr, SAVE: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
@@ -104,13 +108,13 @@ def qllstm_fwd_kernel(
             u = acc_u + tl.load(bu_ptr + rj, mask=col_ok, other=0.0)[None, :]
             i, f, o, g, gi, gf, go = _gates(acc_a, u, gamma_ptr, beta_ptr, rj, col_ok, H)
             state = rb[:, None] * H + rj[None, :]
-            c_prev = tl.load(cs_ptr + t * c_step + state, mask=m2, other=0.0)
+            c_prev = tl.load(cs_ptr + (t % C_SLOTS) * B * H + state, mask=m2, other=0.0)
             h_prev = tl.load(h_prev_ptr + rj[None, :], mask=m2, other=0.0)
             h_skip = tl.load(h_skip_ptr + rj[None, :], mask=m2, other=0.0)
             c_new = f * c_prev + i * g
             h_new = kappa * (f * h_prev + (1.0 - f) * (o * _tanh(c_new))) + alpha * h_skip
             tl.store(hs_ptr + (t + 1) * B * H + state, tl.where(valid, h_new, h_prev), mask=m2)
-            tl.store(cs_ptr + (t + 1) * c_step + state, tl.where(valid, c_new, c_prev), mask=m2)
+            tl.store(cs_ptr + ((t + 1) % C_SLOTS) * B * H + state, tl.where(valid, c_new, c_prev), mask=m2)
             tl.store(out_ptr + t * B * H + state, tl.where(valid, h_new, 0.0).to(out_ptr.dtype.element_ty),
                      mask=m2)
             if SAVE:
@@ -127,7 +131,8 @@ def qllstm_bwd_kernel(
     w_ptr,                        # (2H, H) W_h, compute dtype
     gamma_ptr, beta_ptr, alpha_ptr, len_ptr,
     dout_ptr,                     # (T, B, H) gradient of the outputs (any float dtype)
-    dh_ptr, dc_ptr,               # (B, H) fp32: dh_n, dc_n on entry; the carries; dh_0 (less the skip part), dc_0 on exit
+    dh_ptr, dc_ptr,               # (2, B, H) fp32 carries, ping-pong: dh_n, dc_n in slot 0 on entry; dh_0 (less
+                                  # the skip part) and dc_0 in slot T % 2 on exit
     s_ptr,                        # (T, B, H) fp32 out: total dL/dh_t at valid steps, 0 elsewhere (feeds the skip path)
     dz_ptr,                       # (T, B, 2H) compute dtype out: dL/dz_t
     part_ptr,                     # (programs, 8, H) fp32 zeros: per-program sums d gamma(3), d beta(3), d b_u, d alpha
@@ -149,6 +154,10 @@ def qllstm_bwd_kernel(
     for step in range(T):
         t = T - 1 - step
         valid = (row_ok & (t < lens))[:, None]
+        dh_cur = dh_ptr + (step % 2) * B * H
+        dh_nxt = dh_ptr + ((step + 1) % 2) * B * H
+        dc_cur = dc_ptr + (step % 2) * B * H
+        dc_nxt = dc_ptr + ((step + 1) % 2) * B * H
         # phase 1: element-wise backward of step t, one block of hidden units at a time
         for j0 in range(0, H, BLOCK_H):
             rj = j0 + tl.arange(0, BLOCK_H)
@@ -163,8 +172,8 @@ def qllstm_bwd_kernel(
             c_prev = tl.load(cs_ptr + t * B * H + state, mask=m2, other=0.0)
             h_prev = tl.load(hs_ptr + t * B * H + state, mask=m2, other=0.0)
             h_skip = tl.load(hs_ptr + tl.maximum(t + 1 - SKIP, 0) * B * H + state, mask=m2, other=0.0)
-            dh_carry = tl.load(dh_ptr + state, mask=m2, other=0.0)
-            dc_carry = tl.load(dc_ptr + state, mask=m2, other=0.0)
+            dh_carry = tl.load(dh_cur + state, mask=m2, other=0.0)
+            dc_carry = tl.load(dc_cur + state, mask=m2, other=0.0)
             d_out = tl.load(dout_ptr + t * B * H + state, mask=m2 & valid, other=0.0).to(tl.float32)
             # alpha * dL/dh_{t+K}: step t+K read h_t (this step's output) as its skip state
             d_skip = tl.load(s_ptr + tl.minimum(t + SKIP, T - 1) * B * H + state, mask=m2, other=0.0)
@@ -196,8 +205,8 @@ def qllstm_bwd_kernel(
             tl.store(dz_row + H, d_u.to(dz_ptr.dtype.element_ty), mask=m2)
             tl.store(s_ptr + t * B * H + state, tl.where(valid, dh, 0.0), mask=m2)
             # a row past its length kept its state: the gradient passes through unchanged
-            tl.store(dh_ptr + state, tl.where(valid, dh * kappa * f, dh), mask=m2)
-            tl.store(dc_ptr + state, tl.where(valid, dc * f, dc_carry), mask=m2)
+            tl.store(dh_nxt + state, tl.where(valid, dh * kappa * f, dh), mask=m2)
+            tl.store(dc_nxt + state, tl.where(valid, dc * f, dc_carry), mask=m2)
 
             _accumulate(part + rj, dp_i * a, col_ok)
             _accumulate(part + H + rj, dp_f * a, col_ok)
@@ -214,7 +223,7 @@ def qllstm_bwd_kernel(
             col_ok = rj < H
             m2 = row_ok[:, None] & col_ok[None, :]
             state = rb[:, None] * H + rj[None, :]
-            acc = tl.load(dh_ptr + state, mask=m2, other=0.0)
+            acc = tl.load(dh_nxt + state, mask=m2, other=0.0)
             for n0 in range(0, H2, BLOCK_K):
                 rn = n0 + tl.arange(0, BLOCK_K)
                 n_ok = rn < H2
@@ -223,5 +232,5 @@ def qllstm_bwd_kernel(
                 w = tl.load(w_ptr + rn[:, None] * H + rj[None, :], mask=n_ok[:, None] & col_ok[None, :],
                             other=0.0).to(DOT_DTYPE)
                 acc = tl.dot(dzk, w, acc, input_precision=DOT_PRECISION)
-            tl.store(dh_ptr + state, acc, mask=m2)
+            tl.store(dh_nxt + state, acc, mask=m2)
         tl.debug_barrier()

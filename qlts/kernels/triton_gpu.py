@@ -126,7 +126,7 @@ class _QLScan(torch.autograd.Function):
         xw = (x.reshape(T * B, -1) @ weight_ih.t()).view(T, B, 2 * H)
         hs = torch.empty(T + 1, B, H, **f32)
         hs[0] = h0
-        cs = torch.empty(T + 1 if save else 1, B, H, **f32)
+        cs = torch.empty(T + 1 if save else 2, B, H, **f32)  # inference: c ping-pongs between 2 slots
         cs[0] = c0
         z = torch.empty(T, B, 2 * H, **f32) if save else hs  # hs: a placeholder pointer, never written
         out = torch.empty(T, B, H, device=dev, dtype=x.dtype)
@@ -135,14 +135,14 @@ class _QLScan(torch.autograd.Function):
         block_b, block_h, block_k = _blocks(H)
         qllstm_fwd_kernel[(triton.cdiv(B, block_b),)](
             xw, weight_hh.t().contiguous(), *params, lens, hs, cs, z, out,
-            T, B, H, skip, B * H if save else 0,
+            T, B, H, skip, cs.shape[0],
             CONVEX=convex, SAVE=save, **_dot_options(dev, x.dtype),
             BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_K=block_k, num_warps=_NUM_WARPS)
         if save:
             ctx.save_for_backward(x, weight_ih, weight_hh, gamma, beta, alpha, lens, hs, cs, z)
             ctx.skip, ctx.convex, ctx.h0_dtype, ctx.c0_dtype = skip, convex, h0.dtype, c0.dtype
         # copies: the outputs must not alias the buffers saved for the backward
-        return out, hs[-1].to(x.dtype, copy=True), cs[-1].to(x.dtype, copy=True)
+        return out, hs[-1].to(x.dtype, copy=True), cs[T % cs.shape[0]].to(x.dtype, copy=True)
 
     @staticmethod
     def backward(ctx, d_out, d_hn, d_cn):
@@ -153,8 +153,12 @@ class _QLScan(torch.autograd.Function):
         dtype = x.dtype
         f32 = {"device": dev, "dtype": torch.float32}
         d_out = torch.zeros(T, B, H, device=dev, dtype=dtype) if d_out is None else d_out.contiguous()
-        dh = torch.zeros(B, H, **f32) if d_hn is None else d_hn.to(torch.float32).contiguous().clone()
-        dc = torch.zeros(B, H, **f32) if d_cn is None else d_cn.to(torch.float32).contiguous().clone()
+        dh = torch.zeros(2, B, H, **f32)  # ping-pong carries, slot 0 = (dh_n, dc_n)
+        dc = torch.zeros(2, B, H, **f32)
+        if d_hn is not None:
+            dh[0] = d_hn
+        if d_cn is not None:
+            dc[0] = d_cn
         s = torch.empty(T, B, H, **f32)
         dz = torch.empty(T, B, 2 * H, device=dev, dtype=dtype)
         block_b, block_h, block_k = _blocks(H)
@@ -167,7 +171,7 @@ class _QLScan(torch.autograd.Function):
             CONVEX=ctx.convex, **_dot_options(dev, dtype),
             BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_K=block_k, num_warps=_NUM_WARPS)
         # h_{t-K} = h_0 for t < K: those steps' skip gradients land on h_0
-        dh0 = dh + alpha32 * s[:min(ctx.skip, T)].sum(0)
+        dh0 = dh[T % 2] + alpha32 * s[:min(ctx.skip, T)].sum(0)
         sums = part.sum(0)
         dz2 = dz.view(T * B, 2 * H)
         need = ctx.needs_input_grad
@@ -175,7 +179,7 @@ class _QLScan(torch.autograd.Function):
             dx = (dz2 @ weight_ih).view(T, B, d) if need[0] else None
             d_wih = dz2.t() @ x.reshape(T * B, d) if need[3] else None
             d_whh = dz2.t() @ hs[:T].reshape(T * B, H).to(dtype) if need[4] else None
-        return (dx, dh0.to(ctx.h0_dtype), dc.to(ctx.c0_dtype), d_wih, d_whh, sums[6], sums[0:3], sums[3:6],
+        return (dx, dh0.to(ctx.h0_dtype), dc[T % 2].to(ctx.c0_dtype), d_wih, d_whh, sums[6], sums[0:3], sums[3:6],
                 sums[7].sum().to(alpha.dtype), None, None, None, None)
 
 
