@@ -206,6 +206,7 @@ def test_auto_picks_triton_on_cuda():
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         assert kernels.resolve("auto", "cuda", dtype) == "triton"
         assert kernels.get_scan("auto", torch.device("cuda", 0), dtype) is triton_gpu.scan
+    assert kernels.resolve("auto", "cuda", torch.float64) == "torch"  # the kernels have no float64 path
 
 
 @needs_triton

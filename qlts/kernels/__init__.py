@@ -4,7 +4,8 @@
 - ``"torch"``:  :mod:`qlts.kernels.reference`, any device and dtype (the oracle)
 - ``"numba"``:  :mod:`qlts.kernels.numba_cpu`, CPU, float32/float64
 - ``"triton"``: :mod:`qlts.kernels.triton_gpu`, CUDA (or CPU under ``TRITON_INTERPRET=1``)
-- ``"auto"``:   triton on CUDA when it imports, numba on CPU for float32/float64, torch otherwise
+- ``"auto"``:   triton on CUDA (float32/bfloat16/float16) when it imports, numba on CPU for
+  float32/float64, torch otherwise
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def resolve(backend, device, dtype) -> str:
     if backend != "auto":
         return backend
     device = torch.device(device)
-    if device.type == "cuda" and available("triton"):
+    if device.type == "cuda" and dtype in (torch.float32, torch.bfloat16, torch.float16) and available("triton"):
         return "triton"
     if device.type == "cpu" and dtype in (torch.float32, torch.float64) and available("numba"):
         return "numba"
