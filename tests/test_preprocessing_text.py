@@ -56,6 +56,12 @@ def test_texts_to_ids_matches_a_plain_loop(truncate):
         assert row.tolist() == want + [0] * (5 - len(want))
     assert lengths.tolist() == [5, 5, 0, 5, 5]
     assert (ids[0] != texts_to_ids(TEXTS, 5, "tail" if truncate == "head" else "head", vocab=vocab)[0][0]).any()
+    # a corpus tokenised once gives the same vocabulary and ids
+    tokens = [tokenize(text) for text in TEXTS]
+    assert Vocabulary(max_size=6).fit(tokens).itos == vocab.itos
+    ids2, lengths2 = texts_to_ids(tokens, 5, truncate, vocab=vocab)
+    np.testing.assert_array_equal(ids2, ids)
+    np.testing.assert_array_equal(lengths2, lengths)
 
 
 def test_bad_input():
@@ -66,7 +72,7 @@ def test_bad_input():
         texts_to_ids(TEXTS, 5, "middle", vocab=vocab)
     with pytest.raises(TypeError, match=r"texts: expected a sequence of strings, got a single str"):
         texts_to_ids("one text", 5, vocab=vocab)
-    with pytest.raises(TypeError, match=r"texts: expected strings, got int at position 1"):
+    with pytest.raises(TypeError, match=r"texts: expected strings \(or lists of tokens\), got int at position 1"):
         texts_to_ids(["ok", 3], 5, vocab=vocab)
     with pytest.raises(TypeError, match=r"vocab: expected a Vocabulary, got dict"):
         texts_to_ids(TEXTS, 5, vocab={})

@@ -77,6 +77,25 @@ def valid_windows(n, stride, lo_a, hi_a, pre_a, lo_b, hi_b, pre_b, lo_c, hi_c, p
 
 
 @njit(parallel=True, cache=True)
+def _fill_block(flat, width, starts, row0, out2, norm_row, offsets):
+    """Whole rows of a C-contiguous stream: each window is one contiguous block in both
+    ``flat`` (the stream raveled) and ``out2`` (the output as (n, length * width))."""
+    size = out2.shape[1]
+    for k in prange(starts.shape[0]):
+        base = (starts[k] + row0) * width
+        if norm_row >= 0:
+            last = (starts[k] + norm_row) * width
+            for j in range(width):
+                offsets[k, j] = flat[last + j]
+            for t in range(0, size, width):
+                for j in range(width):
+                    out2[k, t + j] = flat[base + t + j] - flat[last + j]
+        else:
+            for i in range(size):  # a plain contiguous copy: LLVM turns it into vector moves
+                out2[k, i] = flat[base + i]
+
+
+@njit(parallel=True, cache=True)
 def _fill_range(src, c0, m, starts, row0, out, col0, norm_row, offsets):
     length = out.shape[1]
     if norm_row >= 0:
@@ -123,7 +142,10 @@ def fill_windows(src, cols, starts, row0, out, col0, norm_row, offsets):
     instead of a copy followed by a subtraction.
     """
     rng = _column_range(cols)
-    if rng is not None:
+    n, length, width = out.shape
+    if rng == (0, src.shape[1]) and src.flags.c_contiguous and col0 == 0 and width == src.shape[1]:
+        _fill_block(src.reshape(-1), width, starts, row0, out.reshape(n, length * width), norm_row, offsets)
+    elif rng is not None:
         _fill_range(src, rng[0], rng[1], starts, row0, out, col0, norm_row, offsets)
     else:
         _fill_gather(src, np.asarray(cols, dtype=np.int64), starts, row0, out, col0, norm_row, offsets)

@@ -13,14 +13,18 @@ _WORD = re.compile(r"\w+(?:'\w+)*")
 TRUNCATE = ("head", "tail")
 
 
-def _check_texts(texts):
+def _token_lists(texts):
+    """Yield the tokens of each item: a str is tokenised, a list/tuple of tokens is used as is
+    (so a corpus can be tokenised once for both :meth:`Vocabulary.fit` and :func:`texts_to_ids`)."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"texts: expected a sequence of strings, got a single {type(texts).__name__}")
-    texts = list(texts)
     for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts: expected strings, got {type(text).__name__} at position {i}")
-    return texts
+        if isinstance(text, str):
+            yield tokenize(text)
+        elif isinstance(text, (list, tuple)):
+            yield text
+        else:
+            raise TypeError(f"texts: expected strings (or lists of tokens), got {type(text).__name__} at position {i}")
 
 
 def tokenize(text):
@@ -56,10 +60,11 @@ class Vocabulary:
         self.stoi = {}
 
     def fit(self, texts):
-        """Count the tokens of ``texts`` (strings) and keep the most frequent; returns self."""
+        """Count the tokens of ``texts`` (strings, or lists of tokens from :func:`tokenize`) and
+        keep the most frequent; returns self."""
         counts = Counter()
-        for text in _check_texts(texts):
-            counts.update(tokenize(text))
+        for tokens in _token_lists(texts):
+            counts.update(tokens)
         ranked = sorted((item for item in counts.items() if item[1] >= self.min_freq), key=lambda kv: (-kv[1], kv[0]))
         if self.max_size is not None:
             ranked = ranked[:self.max_size]
@@ -107,7 +112,7 @@ def texts_to_ids(texts, max_len, truncate="head", *, vocab):
 
     Parameters
     ----------
-    texts : sequence of str
+    texts : sequence of str, or of token lists from :func:`tokenize`
     max_len : int >= 1
     truncate : {"head", "tail"}
         For texts longer than ``max_len`` tokens: "head" keeps the first ``max_len``
@@ -126,12 +131,13 @@ def texts_to_ids(texts, max_len, truncate="head", *, vocab):
     check_choice("truncate", truncate, TRUNCATE)
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab: expected a Vocabulary, got {type(vocab).__name__}")
-    texts = _check_texts(texts)
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"texts: expected a sequence of strings, got a single {type(texts).__name__}")
+    texts = list(texts)
     ids = np.zeros((len(texts), max_len), dtype=np.int32)
     lengths = np.zeros(len(texts), dtype=np.int64)
     get, oov = vocab.stoi.get, vocab.OOV
-    for i, text in enumerate(texts):
-        tokens = tokenize(text)
+    for i, tokens in enumerate(_token_lists(texts)):
         tokens = tokens[:max_len] if truncate == "head" else tokens[-max_len:]
         row = [get(tok, oov) for tok in tokens]
         ids[i, :len(row)] = row
