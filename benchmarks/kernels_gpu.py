@@ -48,6 +48,16 @@ AGREEMENT_CONFIGS = [
          packed=False),
 ]
 
+# --sweep: launch configurations of the triton kernels (triton_gpu._OVERRIDE), for tuning on a GPU
+SWEEP_CONFIGS = {
+    "default": {},
+    "warps8": {"num_warps": 8},
+    "bh32": {"BLOCK_H": 32},
+    "bh128_bk32_warps8": {"BLOCK_H": 128, "BLOCK_K": 32, "num_warps": 8},
+    "bk128": {"BLOCK_K": 128},
+    "bb32": {"BLOCK_B": 32},
+}
+
 DESIGN_NOTES = """\
 ## Kernel design and what is next
 
@@ -79,6 +89,8 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, help="untimed runs first (default 2 quick, 5 full)")
     p.add_argument("--budget-s", type=float, help="stop starting new sizes after this many seconds "
                    "(default 170 quick, 540 full); the rest is listed as not measured")
+    p.add_argument("--sweep", action="store_true", help="instead of the comparison: time QL triton under each "
+                   f"launch configuration of {list(SWEEP_CONFIGS)} against cuDNN LSTM; writes kernels_gpu_sweep.md/.csv")
     p.add_argument("--cpu-smoke", action="store_true", help="test this script on CPU under TRITON_INTERPRET=1 "
                    "at toy sizes; the timings mean nothing")
     args = p.parse_args(argv)
@@ -400,6 +412,97 @@ def environment(device):
 
 # -- main ------------------------------------------------------------------------------------------
 
+def run_sweep(args, device, timer, log, env, command):
+    """Time QL triton under each launch configuration (each first checked against the reference)
+    against cuDNN LSTM, interleaved; write kernels_gpu_sweep.md/.csv. Returns the exit status."""
+    import torch
+
+    from qlts.kernels import triton_gpu
+    from qlts.utils import atomic_write
+
+    configs, checks = {}, []
+    for name, override in SWEEP_CONFIGS.items():
+        triton_gpu._OVERRIDE = override
+        torch.backends.cudnn.allow_tf32, tf32 = False, torch.backends.cudnn.allow_tf32
+        try:
+            entry = check_agreement(AGREEMENT_CONFIGS[0], device, torch.float32, TOLERANCES[("fp32", "ieee")],
+                                    args.cpu_smoke)
+        except Exception as exc:
+            entry = dict(ok=False, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+        finally:
+            triton_gpu._OVERRIDE, torch.backends.cudnn.allow_tf32 = None, tf32
+        checks.append(f"- {name} {override}: " + (f"worst {entry['worst']} rel {entry['rel']:.2e} "
+                                                   f"({'ok' if entry['ok'] else 'FAIL'})" if "rel" in entry
+                                                   else entry["error"]))
+        log(checks[-1][2:])
+        if entry["ok"]:
+            configs[name] = override
+    rows = []
+    for size in args.grid:
+        for dtype_name in args.dtypes:
+            if time.monotonic() - args.started > args.budget_s:
+                log("time budget spent; stopping the sweep")
+                break
+            log(f"sweep B,T,d,H={size} {dtype_name}")
+            dtype = getattr(torch, {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype_name])
+            B, T, d, H = size
+            lstm, ql = build("lstm", size, device, dtype), build("ql_triton", size, device, dtype)
+            x = torch.randn(T, B, d, device=device, dtype=dtype)
+            grad_out = torch.randn(T, B, H, device=device, dtype=dtype)
+            for mode in MODES:
+                fns = {"lstm": runner(lstm, x, mode, grad_out)}
+                for name, override in configs.items():
+                    def run(fn=runner(ql, x, mode, grad_out), override=override):
+                        triton_gpu._OVERRIDE = override
+                        try:
+                            fn()
+                        finally:
+                            triton_gpu._OVERRIDE = None
+                    fns[name] = run
+                times = {}
+                for name, fn in fns.items():
+                    try:
+                        for _ in range(args.warmup):
+                            fn()
+                        times[name] = []
+                    except Exception as exc:
+                        rows.append(dict(B=B, T=T, d=d, H=H, dtype=dtype_name, mode=mode, config=name,
+                                         error=f"{type(exc).__name__}: {str(exc)[:200]}"))
+                for _ in range(args.reps):
+                    for name in times:
+                        times[name].append(timer(fns[name]))
+                base = statistics.median(times["lstm"]) if times.get("lstm") else None
+                for name, ts in times.items():
+                    med = statistics.median(ts)
+                    rows.append(dict(B=B, T=T, d=d, H=H, dtype=dtype_name, mode=mode, config=name, median_ms=med,
+                                     ratio_to_lstm=med / base if base else "", error=""))
+            del lstm, ql, x, grad_out
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    lines = ["# QL triton launch-configuration sweep", "",
+             f"Command: `{command}`  ", f"Device: {env['device']}  ", f"Versions: {env['versions']}  ",
+             f"Date: {env['date']}  ", f"Median of {args.reps} CUDA-event timings after {args.warmup} warm-up runs, "
+             "interleaved with cuDNN LSTM in the same dtype.", "", "## Agreement (fp32, full-precision dot)", "",
+             *checks, "", "| B, T, d, H | dtype | mode | config | median ms | ratio to cuDNN LSTM |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['B']}, {r['T']}, {r['d']}, {r['H']} | {r['dtype']} | {r['mode']} | {r['config']} | "
+                     + (f"{r['median_ms']:.2f} | {r['ratio_to_lstm']:.2f} |" if not r["error"] else
+                        f"error | {r['error']} |"))
+    os.makedirs(args.out, exist_ok=True)
+    with atomic_write(os.path.join(args.out, "kernels_gpu_sweep.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["B", "T", "d", "H", "dtype", "mode", "config", "median_ms",
+                                             "ratio_to_lstm", "error"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_write(os.path.join(args.out, "kernels_gpu_sweep.csv"), "w") as fh:
+        fh.write(buf.getvalue())
+    print("\n".join(lines), flush=True)
+    return 0 if len(configs) == len(SWEEP_CONFIGS) and not any(r["error"] for r in rows) else 1
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -416,7 +519,7 @@ def main(argv=None):
         return 2
     else:
         device = torch.device("cuda", torch.cuda.current_device())
-    started = time.monotonic()
+    started = args.started = time.monotonic()
     command = "python benchmarks/kernels_gpu.py " + " ".join(argv)
     env = environment(device)
     timer = Timer(device)
@@ -425,6 +528,8 @@ def main(argv=None):
         print(f"[{time.monotonic() - started:6.1f}s] {msg}", flush=True)
 
     log(f"{env['device']}; {env['versions']}")
+    if args.sweep:
+        return run_sweep(args, device, timer, log, env, command)
     # 1. agreement with the reference, before any timing
     agreement, failed = [], False
     tf32_default = torch.backends.cudnn.allow_tf32

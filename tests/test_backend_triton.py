@@ -60,7 +60,7 @@ SCAN_NAMES = ("out", "h_n", "c_n", "d_x", "d_h0", "d_c0", "d_weight_ih", "d_weig
 def _scan_case(T, B, d, H, *, skip, convex, lengths=None, learn_alpha=False, blocks=None, grad=True, seed=0):
     from qlts.kernels import reference, triton_gpu
 
-    triton_gpu._FORCE_BLOCKS = blocks
+    triton_gpu._OVERRIDE = None if blocks is None else dict(zip(("BLOCK_B", "BLOCK_H", "BLOCK_K"), blocks))
     lengths = None if lengths is None else torch.tensor(lengths)
     inputs = _scan_inputs(T, B, d, H, seed)
     results = []
@@ -72,7 +72,7 @@ def _scan_case(T, B, d, H, *, skip, convex, lengths=None, learn_alpha=False, blo
             _loss(outs, seed + 1).backward()
             outs = list(outs) + [leaf.grad for leaf in leaves]
         results.append(outs)
-    triton_gpu._FORCE_BLOCKS = None
+    triton_gpu._OVERRIDE = None
     names = SCAN_NAMES if (grad and learn_alpha) else SCAN_NAMES[:-1] if grad else SCAN_NAMES[:3]
     return {name: _rel(tri, ref) for name, tri, ref in zip(names, results[1], results[0])}
 

@@ -46,8 +46,10 @@ _TL_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.floa
 _MIN_BLOCK = 16  # tl.dot needs every block dimension >= 16
 _MAX_BLOCK_H = 64
 _MAX_BLOCK_K = 64
-_FORCE_BLOCKS = None  # tests set (BLOCK_B, BLOCK_H, BLOCK_K) to exercise the multi-block paths
 _NUM_WARPS = 4
+# Launch configuration override, a dict with any of BLOCK_B, BLOCK_H, BLOCK_K, num_warps: the
+# tests force small blocks to exercise the multi-block paths; benchmarks/kernels_gpu.py --sweep tries others.
+_OVERRIDE = None
 
 
 def interpreting() -> bool:
@@ -58,11 +60,14 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def _blocks(hidden):
-    if _FORCE_BLOCKS is not None:
-        return _FORCE_BLOCKS
+def _launch_config(hidden):
+    """Block sizes and warps: 16 batch rows per program (the tl.dot minimum, so the most programs),
+    hidden blocks up to 64 wide."""
     width = max(_MIN_BLOCK, triton.next_power_of_2(hidden))
-    return _MIN_BLOCK, min(width, _MAX_BLOCK_H), min(width, _MAX_BLOCK_K)
+    config = {"BLOCK_B": _MIN_BLOCK, "BLOCK_H": min(width, _MAX_BLOCK_H), "BLOCK_K": min(width, _MAX_BLOCK_K),
+              "num_warps": _NUM_WARPS}
+    config.update(_OVERRIDE or {})
+    return config
 
 
 def _dot_options(device, dtype):
@@ -132,12 +137,11 @@ class _QLScan(torch.autograd.Function):
         out = torch.empty(T, B, H, device=dev, dtype=x.dtype)
         lens = _lengths(lengths, T, B, dev)
         params = [p.detach().to(torch.float32).contiguous() for p in (bias_u, gamma, beta, alpha)]
-        block_b, block_h, block_k = _blocks(H)
-        qllstm_fwd_kernel[(triton.cdiv(B, block_b),)](
+        config = _launch_config(H)
+        qllstm_fwd_kernel[(triton.cdiv(B, config["BLOCK_B"]),)](
             xw, weight_hh.t().contiguous(), *params, lens, hs, cs, z, out,
             T, B, H, skip, cs.shape[0],
-            CONVEX=convex, SAVE=save, **_dot_options(dev, x.dtype),
-            BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_K=block_k, num_warps=_NUM_WARPS)
+            CONVEX=convex, SAVE=save, **_dot_options(dev, x.dtype), **config)
         if save:
             ctx.save_for_backward(x, weight_ih, weight_hh, gamma, beta, alpha, lens, hs, cs, z)
             ctx.skip, ctx.convex, ctx.h0_dtype, ctx.c0_dtype = skip, convex, h0.dtype, c0.dtype
@@ -161,15 +165,14 @@ class _QLScan(torch.autograd.Function):
             dc[0] = d_cn
         s = torch.empty(T, B, H, **f32)
         dz = torch.empty(T, B, 2 * H, device=dev, dtype=dtype)
-        block_b, block_h, block_k = _blocks(H)
-        programs = triton.cdiv(B, block_b)
+        config = _launch_config(H)
+        programs = triton.cdiv(B, config["BLOCK_B"])
         part = torch.zeros(programs, 8, H, **f32)
         gamma32, beta32, alpha32 = (p.to(torch.float32).contiguous() for p in (gamma, beta, alpha))
         qllstm_bwd_kernel[(programs,)](
             z, hs, cs, weight_hh.contiguous(), gamma32, beta32, alpha32, lens, d_out, dh, dc, s, dz, part,
             T, B, H, ctx.skip,
-            CONVEX=ctx.convex, **_dot_options(dev, dtype),
-            BLOCK_B=block_b, BLOCK_H=block_h, BLOCK_K=block_k, num_warps=_NUM_WARPS)
+            CONVEX=ctx.convex, **_dot_options(dev, dtype), **config)
         # h_{t-K} = h_0 for t < K: those steps' skip gradients land on h_0
         dh0 = dh[T % 2] + alpha32 * s[:min(ctx.skip, T)].sum(0)
         sums = part.sum(0)
