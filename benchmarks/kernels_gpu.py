@@ -81,14 +81,14 @@ DESIGN_NOTES = """\
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="10 timed runs after 2 warm-ups, time budget 170 s")
+    p.add_argument("--quick", action="store_true", help="10 timed runs after 2 warm-ups, time budget 150 s")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     p.add_argument("--sizes", type=int, nargs="+", help=f"indices into the grid {SIZES}")
     p.add_argument("--dtypes", nargs="+", choices=DTYPE_NAMES, default=list(DTYPE_NAMES))
     p.add_argument("--reps", type=int, help="timed runs per measurement (>= 10; default 10 quick, 30 full)")
     p.add_argument("--warmup", type=int, help="untimed runs first (default 2 quick, 5 full)")
     p.add_argument("--budget-s", type=float, help="stop starting new sizes after this many seconds "
-                   "(default 170 quick, 540 full); the rest is listed as not measured")
+                   "(default 150 quick, 480 full); the rest is listed as not measured")
     p.add_argument("--sweep", action="store_true", help="instead of the comparison: time QL triton under each "
                    f"launch configuration of {list(SWEEP_CONFIGS)} against cuDNN LSTM; writes kernels_gpu_sweep.md/.csv")
     p.add_argument("--cpu-smoke", action="store_true", help="test this script on CPU under TRITON_INTERPRET=1 "
@@ -97,7 +97,7 @@ def parse_args(argv):
     quick = args.quick or args.cpu_smoke
     args.reps = args.reps if args.reps is not None else (10 if quick else 30)
     args.warmup = args.warmup if args.warmup is not None else (2 if quick else 5)
-    args.budget_s = args.budget_s if args.budget_s is not None else (170.0 if quick else 540.0)
+    args.budget_s = args.budget_s if args.budget_s is not None else (150.0 if quick else 480.0)
     if args.reps < 10 and not args.cpu_smoke:
         p.error(f"--reps: expected >= 10 (medians of at least 10 runs), got {args.reps}")
     grid = SMOKE_SIZES if args.cpu_smoke else SIZES

@@ -126,7 +126,7 @@ CASES = {
         _scan_case, dict(T=7, B=19, d=5, H=20, skip=3, convex=True, lengths=LENGTHS_19, learn_alpha=True,
                          blocks=(16, 16, 16)), RTOL),
     "skip_longer_than_sequence": (
-        _scan_case, dict(T=5, B=2, d=3, H=8, skip=9, convex=True, learn_alpha=True), RTOL),
+        _scan_case, dict(T=5, B=2, d=3, H=8, skip=2 ** 31 + 5, convex=True, learn_alpha=True), RTOL),
     "inference_no_grad_lengths": (
         _scan_case, dict(T=7, B=3, d=4, H=20, skip=2, convex=True, lengths=[3, 7, 1], grad=False,
                          blocks=(16, 16, 16)), RTOL),

@@ -39,6 +39,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .._validation import check_int
 from ._triton_kernels import qllstm_bwd_kernel, qllstm_fwd_kernel
 
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -203,6 +204,8 @@ def scan(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths=No
     tensors = (x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha)
     save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     x, weight_ih, weight_hh = (t.to(dtype).contiguous() for t in (x, weight_ih, weight_hh))
+    # K >= T reads h_0 at every step; clamping keeps t + K inside int32 in the kernels
+    skip = min(check_int("skip", skip, min_value=1), x.shape[0])
     with torch.autocast(x.device.type, enabled=False):
         return _QLScan.apply(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha.to(torch.float32),
-                             lengths, int(skip), bool(convex), save)
+                             lengths, skip, bool(convex), save)
