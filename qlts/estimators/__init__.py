@@ -1,0 +1,6 @@
+"""scikit-learn estimators on skorch: :class:`QLLSTMClassifier` and :class:`QLLSTMRegressor`."""
+from ._persist import FORMAT_VERSION
+from .classifier import QLLSTMClassifier
+from .regressor import QLLSTMRegressor
+
+__all__ = ["FORMAT_VERSION", "QLLSTMClassifier", "QLLSTMRegressor"]

@@ -1,0 +1,214 @@
+"""Turn what users pass as X and y into arrays the network takes, with clear errors.
+
+Every X is a batch of sequences of F channels:
+
+- a 3-D float array (n, T, F);
+- a 2-D array (n, T): n univariate sequences (F = 1), or integer token ids when
+  ``vocab_size`` is set (trailing 0 ids are padding);
+- a list of variable-length (T_i, F) or (T_i,) arrays, padded here and passed on with
+  their lengths so that padding never reaches the recurrence;
+- pandas DataFrames (as 2-D) and anything ``np.asarray`` understands.
+
+The sequence length T may differ between fit and predict; the channel count F may not.
+Nothing here writes to the caller's arrays: every conversion copies or only reads.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+
+from .._validation import check_int
+
+
+class Sequences(NamedTuple):
+    """Validated model input: ``x`` is (n, T, F) float32, or (n, T) int64 token ids;
+    ``lengths`` (n,) int64 is None when every sequence uses all T steps."""
+
+    x: np.ndarray
+    lengths: np.ndarray | None
+
+    @property
+    def n_channels(self) -> int:
+        return 1 if self.x.ndim == 2 else self.x.shape[2]
+
+    def as_net_input(self):
+        """What skorch gets as X: a dict is passed to ``SequenceModel.forward`` as keywords."""
+        if self.lengths is None:
+            return {"x": self.x}
+        return {"x": self.x, "lengths": self.lengths}
+
+
+_SHAPES = "a 2-D array (n, T), a 3-D array (n, T, F) or a list of (T_i, F) sequences"
+
+
+def _numeric(name, arr):
+    """``arr`` as a real numeric array; strings, objects that are not numbers and complex
+    values are refused (TypeError, or ValueError for complex as scikit-learn does)."""
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{name}: expected real numbers, got complex values. Complex data not supported.")
+    if arr.dtype.kind == "O":
+        try:
+            return arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: expected numeric values, got an object array that does not convert "
+                            f"to numbers ({exc})") from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric dtype, got dtype {arr.dtype}")
+    return arr
+
+
+def _check_finite(name, arr):
+    if not np.isfinite(arr).all():
+        what = "NaN" if np.isnan(arr).any() else "inf (or a value beyond the float32 range)"
+        raise ValueError(f"{name}: expected finite values, got {what}")
+
+
+def _check_tokens(arr, vocab_size):
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"X: expected integer token ids because vocab_size={vocab_size}, got non-integer values")
+    lo, hi = arr.min(), arr.max()
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"X: expected token ids in [0, {vocab_size}) (vocab_size={vocab_size}), "
+                         f"got values from {lo} to {hi}")
+    return arr.astype(np.int64)
+
+
+def _token_lengths(ids):
+    """Trailing 0 ids are padding: a row's length ends at its last non-zero id (at least 1)."""
+    nonzero = ids != 0
+    last = ids.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+    lengths = np.where(nonzero.any(axis=1), last, 1).astype(np.int64)
+    return None if (lengths == ids.shape[1]).all() else lengths
+
+
+def _from_list(X, vocab_size):
+    items = [_numeric("X", np.asarray(item)) for item in X]
+    ndims = {item.ndim for item in items}
+    if ndims == {0}:
+        raise ValueError(f"X: expected {_SHAPES}, got a flat list of {len(items)} numbers. "
+                         "Reshape your data with [x] if it is a single sequence.")
+    if len(ndims) != 1 or ndims & {0} or max(ndims) > 2:
+        raise ValueError(f"X: expected a list of sequences that are all (T_i,) or all (T_i, F), "
+                         f"got items with ndim {sorted(ndims)}")
+    if vocab_size is not None and ndims != {1}:
+        raise ValueError(f"X: expected a list of 1-D token-id sequences because vocab_size={vocab_size}, "
+                         "got 2-D items")
+    widths = {item.shape[1] for item in items} if ndims == {2} else {None}
+    if len(widths) != 1:
+        raise ValueError(f"X: expected every sequence to have the same number of features, got {sorted(widths)}")
+    lengths = np.array([len(item) for item in items], dtype=np.int64)
+    if lengths.min() < 1:
+        raise ValueError(f"X: expected sequences of at least 1 time step, got a sequence of length 0 "
+                         f"(item {int(np.argmin(lengths))})")
+    tokens = vocab_size is not None
+    dtype = np.int64 if tokens else np.float32
+    padded = np.zeros((len(items), int(lengths.max())) + items[0].shape[1:], dtype=dtype)
+    for row, item in zip(padded, items):
+        row[: len(item)] = _check_tokens(item, vocab_size) if tokens else item
+    if not tokens:
+        _check_finite("X", padded)
+        if padded.ndim == 2:
+            padded = padded[:, :, None]
+    return Sequences(padded, None if (lengths == lengths[0]).all() else lengths)
+
+
+def as_sequences(X, *, vocab_size=None) -> Sequences:
+    """Validate X and return it as :class:`Sequences` (see the module docstring)."""
+    if X is None:
+        raise ValueError(f"X: expected {_SHAPES}, got None")
+    if sparse.issparse(X):
+        raise TypeError(f"X: expected a dense array, got a {type(X).__name__}: sparse input is not supported "
+                        "(convert it with X.toarray())")
+    if isinstance(X, (list, tuple)) and not len(X):
+        raise ValueError("X: expected at least 1 sample, got an empty sequence (0 samples)")
+    if isinstance(X, (list, tuple)) and not np.isscalar(X[0]):
+        try:  # equal-length items are one array, so list input then equals array input exactly
+            arr = np.asarray(X)
+        except ValueError:
+            return _from_list(X, vocab_size)
+        if arr.dtype.kind == "O" and arr.ndim == 1:
+            return _from_list(X, vocab_size)
+    else:
+        arr = np.asarray(X.to_numpy() if hasattr(X, "to_numpy") else X)
+    arr = _numeric("X", arr)
+    if arr.ndim not in (2, 3):
+        hint = " Reshape your data with X.reshape(1, -1) if it is a single sequence." if arr.ndim == 1 else ""
+        raise ValueError(f"X: expected {_SHAPES}, got a {arr.ndim}-D array of shape {arr.shape}.{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"X: expected at least 1 sample, got 0 sample(s) (shape={arr.shape})")
+    if arr.shape[1] == 0:
+        raise ValueError(f"X: expected at least 1 time step, got 0 feature(s) (shape={arr.shape}) "
+                         "while a minimum of 1 is required.")
+    if arr.ndim == 3 and arr.shape[2] == 0:
+        raise ValueError(f"X: expected at least 1 feature per step, got 0 (shape={arr.shape})")
+    if vocab_size is not None:
+        if arr.ndim != 2:
+            raise ValueError(f"X: expected (n, T) integer token ids because vocab_size={vocab_size}, "
+                             f"got a {arr.ndim}-D array of shape {arr.shape}")
+        ids = _check_tokens(arr, vocab_size)
+        return Sequences(ids, _token_lengths(ids))
+    x = arr.astype(np.float32)  # a copy: the caller's array is never touched
+    _check_finite("X", x)
+    return Sequences(x[:, :, None] if x.ndim == 2 else x, None)
+
+
+def check_n_channels(seq: Sequences, expected, owner):
+    if seq.n_channels != expected:
+        raise ValueError(f"X has {seq.n_channels} features per time step, but {owner} is expecting "
+                         f"{expected} features as input (as in fit)")
+
+
+def _check_y_present(y, n_samples):
+    if y is None:
+        raise ValueError("y: this estimator requires y to be passed, but the target y is None")
+    y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    if y.ndim == 0 or len(y) != n_samples:
+        got = "a scalar" if y.ndim == 0 else f"len(y)={len(y)}"
+        raise ValueError(f"X, y: expected the same number of samples, got len(X)={n_samples} and {got}")
+    return y
+
+
+def class_labels(y, n_samples):
+    """y validated as a 1-D array of class labels (any type, strings too)."""
+    y = _check_y_present(y, n_samples)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
+    if y.ndim != 1:
+        raise ValueError(f"y: expected a 1-D array of class labels, got shape {y.shape}")
+    if y.dtype.kind == "c":
+        raise ValueError("y: expected class labels, got complex values. Complex data not supported.")
+    if y.dtype.kind == "f":
+        _check_finite("y", y)
+    try:
+        check_classification_targets(y)
+    except ValueError as exc:
+        raise ValueError(f"y: {exc}") from exc
+    return y
+
+
+def encode_labels(labels, classes):
+    """Each label's index in ``classes`` (int64); a label not in ``classes`` is an error."""
+    order = np.argsort(classes, kind="stable")
+    ordered = classes[order]
+    pos = np.clip(np.searchsorted(ordered, labels), 0, len(ordered) - 1)
+    unknown = ordered[pos] != labels
+    if unknown.any():
+        raise ValueError(f"y: expected labels among the classes {list(classes)!r}, got {list(np.unique(labels[unknown]))!r}")
+    return order[pos].astype(np.int64)
+
+
+def regression_targets(y, n_samples):
+    """``(target, ndim)``: y as (n, k) float32, and whether it came as (n,) (1) or (n, k) (2)."""
+    y = _numeric("y", _check_y_present(y, n_samples))
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y: expected shape (n,) or (n, k), got shape {y.shape}")
+    if y.ndim == 2:
+        check_int("y.shape[1]", y.shape[1], min_value=1)
+    target = y.astype(np.float32).reshape(n_samples, -1)
+    _check_finite("y", target)
+    return target, y.ndim

@@ -1,0 +1,74 @@
+"""QLLSTMClassifier: sequence classification on skorch's NeuralNetClassifier."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochScoring
+from skorch.utils import to_numpy
+
+from ._base import PARAMETERS_DOC, QLLSTMEstimatorBase
+from ._data import class_labels, encode_labels
+
+
+def _valid_accuracy(net, X, y):
+    """Accuracy on skorch's validation split, where y holds the class codes (not the labels)."""
+    return float(np.mean(net.predict_proba(X).argmax(axis=1) == to_numpy(y)))
+
+
+class QLLSTMClassifier(QLLSTMEstimatorBase, NeuralNetClassifier):
+    __doc__ = """Sequence classifier: a recurrent encoder (QL-LSTM by default) and a linear head,
+    trained with cross-entropy. Binary and multi-class; labels of any type (strings too).
+
+    ``predict_proba`` columns follow ``classes_`` (sorted labels).
+""" + PARAMETERS_DOC + """    classes_ : ndarray
+        The class labels, sorted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qlts import QLLSTMClassifier
+    >>> X = np.random.default_rng(0).normal(size=(64, 20, 3)).astype("float32")
+    >>> y = np.where(X[:, :, 0].sum(1) > 0, "up", "down")
+    >>> clf = QLLSTMClassifier(hidden_size=8, max_epochs=2, random_state=0).fit(X, y)
+    >>> clf.predict(X[:2]).shape
+    (2,)
+"""
+
+    _default_criterion = torch.nn.CrossEntropyLoss
+    _stratified_holdout = True
+
+    def check_data(self, X, y):
+        """classes_ come from the labels in fit; skorch would re-infer them from the codes."""
+
+    @property
+    def _default_callbacks(self):
+        return [(name, EpochScoring(_valid_accuracy, name="valid_acc", lower_is_better=False))
+                if name == "valid_acc" else (name, callback) for name, callback in super()._default_callbacks]
+
+    def _encode_targets(self, y, n_samples, *, reset, classes=None):
+        labels = class_labels(y, n_samples)
+        if reset and self.classes is None:
+            self.classes_inferred_ = np.unique(labels if classes is None else np.asarray(classes))
+        known = self.classes_
+        if len(known) < 2:
+            raise ValueError(f"y: expected at least 2 classes, got 1 class ({known[0]!r})")
+        self.n_outputs_ = len(known)
+        return encode_labels(labels, known)
+
+    def predict_proba(self, X):
+        """Class probabilities, (n, n_classes) float64, columns in the order of ``classes_``."""
+        return super().predict_proba(self._net_input(X)).astype(np.float64)
+
+    def predict(self, X):
+        """The most probable label for each sequence."""
+        proba = self.predict_proba(X)  # first: it raises NotFittedError before fit
+        return self.classes_[proba.argmax(axis=1)]
+
+    def _fitted_state(self):
+        classes = self.classes_
+        return {**super()._fitted_state(), "classes": classes.tolist(), "classes_dtype": classes.dtype.str}
+
+    def _restore_fitted_state(self, state):
+        super()._restore_fitted_state(state)
+        self.classes_inferred_ = np.array(state["classes"], dtype=np.dtype(state["classes_dtype"]))

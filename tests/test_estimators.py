@@ -1,0 +1,422 @@
+"""QLLSTMClassifier / QLLSTMRegressor: hyper-parameter routing, sklearn integration,
+reproducibility, variable-length input, persistence, training conveniences, learning."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from skorch.callbacks import Callback
+from torch import nn
+
+import qlts
+from qlts.estimators import QLLSTMClassifier, QLLSTMRegressor
+from qlts.estimators._base import HoldOut
+from qlts.nn import QLLSTM
+from qlts.preprocessing import SequenceScaler, make_windows
+from qlts.utils import resolve_device
+
+# Tiny nets on short sequences, so the reference backend (no compiled kernel) is fast enough.
+FAST = dict(hidden_size=6, max_epochs=2, batch_size=16, lr=0.02, backend="torch", random_state=0)
+
+
+def sequences(n=48, T=8, F=3, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, T, F)).astype(np.float32)
+
+
+def labels(X):
+    """A learnable 3-class label: the sign pattern of the first channel's sum."""
+    s = X[:, :, 0].sum(1)
+    return np.where(s > 1, "up", np.where(s < -1, "down", "flat"))
+
+
+def ragged(n=12, F=2, seed=1):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(int(T), F)).astype(np.float32) for T in rng.integers(2, 12, size=n)]
+
+
+# --- hyper-parameters -----------------------------------------------------------------------
+
+def test_top_level_params_reach_the_module():
+    X = sequences()
+    y = X[:, -1, 0]
+    est = QLLSTMRegressor(**{**FAST, "hidden_size": 5}, alpha=0.3, skip=2, num_layers=2, pooling="mean",
+                          bidirectional=True).fit(X, y)
+    rnn = est.module_.encoder.rnn
+    assert isinstance(rnn, QLLSTM)
+    assert (rnn.alpha, rnn.skip, rnn.hidden_size, rnn.num_layers, rnn.bidirectional) == (0.3, 2, 5, 2, True)
+    assert est.module_.encoder.pooling == "mean"
+    assert est.module_.head.out_features == 1
+
+    est.set_params(cell="gru").fit(X, y)
+    assert isinstance(est.module_.encoder.rnn, nn.GRU)
+    est.set_params(cell="bilstm", bidirectional=False).fit(X, y)
+    assert isinstance(est.module_.encoder.rnn, nn.LSTM) and est.module_.encoder.rnn.bidirectional
+
+
+def test_skorch_routing_still_works():
+    X = sequences()
+    y = labels(X)
+    epochs = []
+
+    class CountEpochs(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            epochs.append(len(net.history))
+
+    est = QLLSTMClassifier(**FAST, module__hidden_size=7, optimizer="sgd", optimizer__momentum=0.5,
+                           callbacks=[("count", CountEpochs())]).fit(X, y)
+    assert est.module_.encoder.rnn.hidden_size == 7  # module__* wins over hidden_size=6
+    assert isinstance(est.optimizer_, torch.optim.SGD)
+    assert est.optimizer_.param_groups[0]["momentum"] == 0.5
+    assert est.optimizer_.param_groups[0]["lr"] == FAST["lr"]
+    assert epochs == [1, 2]
+
+
+def test_get_params_lists_top_level_params_and_clone_keeps_them():
+    est = QLLSTMClassifier(alpha=0.3, cell="lstm", early_stopping=True)
+    params = est.get_params()
+    for name in ("cell", "hidden_size", "num_layers", "bidirectional", "alpha", "skip", "skip_mode", "learn_alpha",
+                 "dropout", "pooling", "embedding_dim", "vocab_size", "lr", "max_epochs", "batch_size",
+                 "optimizer", "device", "random_state", "verbose", "early_stopping", "patience",
+                 "gradient_clip"):
+        assert name in params
+    assert params["device"] == "auto" and params["train_split"] is None
+    twin = clone(est)
+    assert twin.get_params(deep=False)["alpha"] == 0.3 and twin.cell == "lstm"
+    assert not hasattr(twin, "module_")
+
+
+def test_device_auto_resolves_but_stays_auto_in_params():
+    est = QLLSTMClassifier(**FAST).fit(sequences(), labels(sequences()))
+    assert est.device == resolve_device("auto")
+    assert est.get_params()["device"] == "auto"
+    assert next(est.module_.parameters()).device.type == resolve_device("auto")
+
+
+def test_grid_search_over_alpha_and_cell_in_a_pipeline():
+    X = sequences(n=40)
+    y = labels(X)
+    pipe = make_pipeline(SequenceScaler(), QLLSTMClassifier(**FAST))
+    grid = {"qllstmclassifier__alpha": [0.0, 0.1, 0.3], "qllstmclassifier__cell": ["qllstm", "lstm"]}
+    search = GridSearchCV(pipe, grid, cv=2).fit(X, y)
+    assert len(search.cv_results_["params"]) == 6
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_estimator_[-1]
+    rnn = best.module_.encoder.rnn
+    if search.best_params_["qllstmclassifier__cell"] == "qllstm":
+        assert rnn.alpha == search.best_params_["qllstmclassifier__alpha"]
+    else:
+        assert isinstance(rnn, nn.LSTM)
+    # train_split=None: the refit trained on every row, none held out for validation
+    assert sum(best.history[0, "batches", :, "train_batch_size"]) == len(X)
+    assert "valid_loss" not in best.history[0]
+
+
+# --- reproducibility and persistence --------------------------------------------------------
+
+def test_refit_with_same_random_state_is_bit_identical():
+    X = sequences()
+    y = labels(X)
+    kw = {**FAST, "num_layers": 2, "dropout": 0.3}  # dropout must be seeded too
+    before = torch.random.get_rng_state()
+    a = QLLSTMClassifier(**kw).fit(X, y)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is untouched
+    b = QLLSTMClassifier(**kw).fit(X, y)
+    c = QLLSTMClassifier(**{**kw, "random_state": 1}).fit(X, y)
+    for (name, pa), pb in zip(a.module_.state_dict().items(), b.module_.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert np.array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert not np.array_equal(a.predict_proba(X), c.predict_proba(X))
+
+
+def test_pickle_round_trip():
+    X = sequences()
+    est = QLLSTMClassifier(**FAST).fit(X, labels(X))
+    twin = pickle.loads(pickle.dumps(est))
+    assert np.array_equal(twin.predict_proba(X), est.predict_proba(X))
+    assert twin.get_params()["device"] == "auto"
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor", "tokens"])
+def test_save_load_reproduces_predictions(tmp_path, kind):
+    X = sequences()
+    if kind == "classifier":
+        est = QLLSTMClassifier(**FAST, alpha=0.3, pooling="max").fit(X, labels(X))
+    elif kind == "regressor":
+        est = QLLSTMRegressor(**FAST, num_layers=2).fit(X, X[:, -3:, 1])
+    else:
+        X = np.random.default_rng(0).integers(1, 20, size=(40, 9))
+        est = QLLSTMClassifier(**FAST, vocab_size=20, embedding_dim=4).fit(X, X[:, 0] % 2 == 0)
+    path = tmp_path / "model.qlts"
+    est.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.qlts"]  # no temp file left behind
+    loaded = type(est).load(path)
+    assert np.array_equal(loaded.predict(X), est.predict(X))
+    if kind != "regressor":
+        assert np.array_equal(loaded.predict_proba(X), est.predict_proba(X))
+        assert loaded.classes_.dtype == est.classes_.dtype
+    assert loaded.get_params(deep=False)["alpha"] == est.alpha
+    assert loaded.n_features_in_ == est.n_features_in_
+
+
+def test_load_refuses_incompatible_or_foreign_files(tmp_path):
+    X = sequences()
+    est = QLLSTMRegressor(**FAST).fit(X, X[:, -1, 0])
+    path = tmp_path / "model.qlts"
+    est.save(path)
+
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "future.qlts")
+    with pytest.raises(ValueError, match="format version 1, got version 99"):
+        QLLSTMRegressor.load(tmp_path / "future.qlts")
+
+    with pytest.raises(ValueError, match="expected a saved QLLSTMClassifier, got a QLLSTMRegressor"):
+        QLLSTMClassifier.load(path)
+
+    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="expected a qlts estimator file"):
+        QLLSTMRegressor.load(tmp_path / "other.pt")
+
+    with open(tmp_path / "est.pkl", "wb") as fh:  # a pickle that would run code is never unpickled
+        pickle.dump(est, fh)
+    with pytest.raises(ValueError, match="weights-only loading cannot read"):
+        QLLSTMRegressor.load(tmp_path / "est.pkl")
+
+
+def test_save_refuses_params_that_are_not_json(tmp_path):
+    from functools import partial
+
+    X = sequences()
+    est = QLLSTMRegressor(**FAST, optimizer=partial(torch.optim.SGD, momentum=0.9)).fit(X, X[:, -1, 0])
+    with pytest.raises(ValueError, match="optimizer=.* cannot be stored as JSON"):
+        est.save(tmp_path / "m.qlts")
+    assert not list(tmp_path.iterdir())
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell, pooling", [("qllstm", "last"), ("qllstm", "mean"), ("qllstm", "max"),
+                                           ("bilstm", "last"), ("gru", "mean")])
+def test_variable_length_list_matches_each_sequence_alone(cell, pooling):
+    X = ragged()
+    y = np.array([x[:, 0].sum() for x in X], dtype=np.float32)
+    est = QLLSTMRegressor(**FAST, cell=cell, pooling=pooling).fit(X, y)
+    together = est.predict(X)
+    alone = np.concatenate([est.predict(x[None]) for x in X])  # (1, T_i, F): no padding at all
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+    assert len(set(len(x) for x in X)) > 1
+
+
+def test_list_of_univariate_sequences_and_equal_length_lists():
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=T) for T in (3, 7, 5, 9, 4, 6)]
+    est = QLLSTMRegressor(**FAST).fit(X, np.arange(6.0))
+    assert est.n_features_in_ == 1
+    alone = np.concatenate([est.predict(x[None, :]) for x in X])  # 2-D (1, T): univariate
+    np.testing.assert_allclose(est.predict(X), alone, rtol=1e-5, atol=1e-6)
+
+    A = sequences(n=6)
+    assert np.array_equal(est.set_params(max_epochs=1).fit(A, np.arange(6.0)).predict(list(A)), est.predict(A))
+
+
+def test_token_ids_padded_or_listed_give_the_same_predictions():
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 30, size=T) for T in (4, 9, 6, 12, 3, 8, 10, 5)]
+    padded = np.zeros((len(seqs), 12), dtype=np.int64)
+    for row, s in zip(padded, seqs):
+        row[: len(s)] = s
+    y = np.array([s[0] % 2 for s in seqs])
+    est = QLLSTMClassifier(**FAST, vocab_size=30, embedding_dim=5).fit(padded, y)
+    assert est.module_.encoder.embedding.num_embeddings == 30
+    np.testing.assert_allclose(est.predict_proba(seqs), est.predict_proba(padded), rtol=1e-5, atol=1e-6)
+
+
+def test_pandas_input_equals_numpy_input():
+    pd = pytest.importorskip("pandas")
+    X = sequences(T=6, F=1)[:, :, 0]
+    y = X.sum(1)
+    a = QLLSTMRegressor(**FAST).fit(pd.DataFrame(X), pd.Series(y))
+    b = QLLSTMRegressor(**FAST).fit(X, y)
+    assert np.array_equal(a.predict(pd.DataFrame(X)), b.predict(X))
+
+
+def test_classifier_labels_probabilities_and_binary():
+    X = sequences()
+    y = labels(X)
+    est = QLLSTMClassifier(**FAST).fit(X, y)
+    assert list(est.classes_) == ["down", "flat", "up"]
+    proba = est.predict_proba(X)
+    assert proba.shape == (len(X), 3) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    assert np.array_equal(est.predict(X), est.classes_[proba.argmax(1)])
+
+    binary = QLLSTMClassifier(**FAST).fit(X, np.where(y == "up", -1, 1))
+    assert list(binary.classes_) == [-1, 1] and set(binary.predict(X)) <= {-1, 1}
+
+
+def test_regressor_target_shapes_with_make_windows():
+    stream = np.cumsum(np.random.default_rng(0).normal(size=(300, 3)), axis=0).astype(np.float32)
+    w = make_windows(stream, lookback=12, horizon=4, target=[0], stride=6)
+    y = w.y[:, :, 0]  # (n, horizon)
+    est = QLLSTMRegressor(**FAST).fit(w.X, y)
+    assert est.predict(w.X).shape == y.shape and est.n_outputs_ == 4
+    assert est.set_params(max_epochs=1).fit(w.X, y[:, 0]).predict(w.X).shape == (len(y),)
+    with pytest.raises(ValueError, match=r"y: expected shape \(n,\) or \(n, k\), got shape"):
+        est.fit(w.X, w.y)
+    assert not hasattr(est, "predict_proba")
+
+
+def test_partial_fit_continues_training():
+    X = sequences()
+    y = labels(X)
+    est = QLLSTMClassifier(**FAST).partial_fit(X, y)
+    first = {k: v.clone() for k, v in est.module_.state_dict().items()}
+    est.partial_fit(X, y)
+    assert len(est.history) == 4
+    assert any(not torch.equal(first[k], v) for k, v in est.module_.state_dict().items())
+
+
+# --- training conveniences ------------------------------------------------------------------
+
+def test_early_stopping_holds_out_data_and_stops():
+    rng = np.random.default_rng(0)
+    X = sequences(n=60)
+    y = rng.normal(size=60)  # pure noise: the validation loss stops improving quickly
+    est = QLLSTMRegressor(**{**FAST, "max_epochs": 40, "lr": 0.05}, early_stopping=True, patience=2,
+                          validation_fraction=0.25).fit(X, y)
+    assert len(est.history) < 40
+    assert sum(est.history[0, "batches", :, "train_batch_size"]) == 45
+    assert "valid_loss" in est.history[0]
+
+
+def test_holdout_split_is_the_tail_for_regression_and_stratified_for_classes():
+    from skorch.dataset import Dataset
+
+    X = np.zeros((20, 3, 1), np.float32)
+    y = np.repeat([0, 1], 10)
+    train, valid = HoldOut(0.2, stratified=False)(Dataset(X, y), y)
+    assert list(valid.indices) == [16, 17, 18, 19] and list(train.indices) == list(range(16))
+    train, valid = HoldOut(0.2, stratified=True, random_state=0)(Dataset(X, y), y)
+    assert sorted(np.bincount(y[valid.indices])) == [2, 2]
+
+
+def test_gradient_clipping_on_by_default_and_binding():
+    X = sequences()
+    y = X[:, :, 0].sum(1) * 100  # a large loss, so the raw gradient is large
+
+    def norms(clip):
+        seen = []
+
+        class Norm(Callback):  # user callbacks run after the default ones, so after clipping
+            def on_grad_computed(self, net, named_parameters, **kwargs):
+                grads = [p.grad.norm() for _, p in named_parameters if p.grad is not None]
+                seen.append(float(torch.linalg.vector_norm(torch.stack(grads))))
+
+        QLLSTMRegressor(**FAST, gradient_clip=clip, callbacks=[("norm", Norm())]).fit(X, y)
+        return np.array(seen)
+
+    assert QLLSTMRegressor().gradient_clip == 1.0
+    assert (norms(0.5) <= 0.5 * (1 + 1e-5)).all()
+    assert (norms(None) > 0.5).any()
+
+
+def test_verbose_prints_a_log_and_a_progress_bar(capsys):
+    X = sequences()
+    QLLSTMClassifier(**FAST).fit(X, labels(X))
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    QLLSTMClassifier(**FAST, verbose=1).fit(X, labels(X))
+    out = capsys.readouterr()
+    assert "train_loss" in out.out
+    assert "it/s" in out.err or "s/it" in out.err or "%|" in out.err
+
+
+def test_qlts_exports_the_estimators():
+    from qlts import QLLSTMClassifier as C, QLLSTMRegressor as R
+
+    assert C is QLLSTMClassifier and R is QLLSTMRegressor and qlts.__version__
+
+
+# --- learning -------------------------------------------------------------------------------
+
+def sign_of_sum(n, T, seed):
+    """Sequences of T standard-normal steps labelled by the sign of their sum; sums closer to
+    0 than half a standard deviation are dropped, so the label is never a coin flip."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(4 * n, T, 1)).astype(np.float32)
+    z = X.sum(axis=(1, 2)) / np.sqrt(T)
+    keep = np.abs(z) >= 0.5
+    return X[keep][:n], (z[keep][:n] > 0).astype(int)
+
+
+def test_learns_the_sign_of_a_sum_over_a_long_sequence():
+    X, y = sign_of_sum(384, T=100, seed=0)
+    X_test, y_test = sign_of_sum(500, T=100, seed=1)
+    clf = QLLSTMClassifier(hidden_size=8, max_epochs=6, lr=0.02, batch_size=32, random_state=0).fit(X, y)
+    assert clf.score(X_test, y_test) >= 0.95
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+def _with(value, index, arr):
+    arr = arr.copy()
+    arr[index] = value
+    return arr
+
+
+X0 = sequences(n=10)
+Y0 = labels(X0)
+Y0[:3] = ["down", "flat", "up"]
+BAD_FIT = [
+    ("nan in X", QLLSTMClassifier, _with(np.nan, (0, 0, 0), X0), Y0, ValueError, "X: expected finite values, got NaN"),
+    ("inf in X", QLLSTMClassifier, _with(np.inf, (1, 2, 0), X0), Y0, ValueError, "X: expected finite values, got inf"),
+    ("nan in y", QLLSTMRegressor, X0, _with(np.nan, 3, X0[:, 0, 0]), ValueError, "y: expected finite values, got NaN"),
+    ("1-D X", QLLSTMClassifier, X0[:, 0, 0], Y0, ValueError, "got a 1-D array of shape"),
+    ("4-D X", QLLSTMClassifier, X0[..., None], Y0, ValueError, "got a 4-D array of shape"),
+    ("len mismatch", QLLSTMClassifier, X0, Y0[:-1], ValueError, r"len\(X\)=10 and len\(y\)=9"),
+    ("empty X", QLLSTMRegressor, X0[:0], X0[:0, 0, 0], ValueError, "at least 1 sample, got 0"),
+    ("empty list", QLLSTMRegressor, [], [], ValueError, "at least 1 sample"),
+    ("one class", QLLSTMClassifier, X0, np.full(10, "up"), ValueError, "at least 2 classes, got 1 class"),
+    ("strings in X", QLLSTMClassifier, X0.astype(str), Y0, TypeError, "X: expected a numeric dtype, got dtype <U"),
+    ("continuous labels", QLLSTMClassifier, X0, X0[:, 0, 0], ValueError, "y: Unknown label type"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_FIT, ids=[c[0] for c in BAD_FIT])
+def test_bad_fit_input_raises_and_mutates_nothing(case):
+    _, cls, X, y, error, message = case
+    X_before, y_before = np.array(X, copy=True), np.array(y, copy=True)
+    with pytest.raises(error, match=message):
+        cls(**FAST).fit(X, y)
+    assert np.array_equal(np.asarray(X), X_before, equal_nan=X_before.dtype.kind == "f")
+    assert np.array_equal(np.asarray(y), y_before, equal_nan=y_before.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("ids, message", [(np.array([[1, 2, 10]]), r"token ids in \[0, 10\).*got values from 1 to 10"),
+                                          (np.array([[1, -1, 3]]), r"token ids in \[0, 10\).*got values from -1 to 3")])
+def test_token_ids_out_of_range(ids, message):
+    X = np.vstack([ids, [[1, 2, 3]]])
+    with pytest.raises(ValueError, match=message):
+        QLLSTMClassifier(**FAST, vocab_size=10).fit(X, [0, 1])
+
+
+@pytest.mark.parametrize("param, value", [("cell", "transformer"), ("pooling", "first")])
+def test_unknown_cell_or_pooling(param, value):
+    with pytest.raises(ValueError, match=f"{param}: expected one of .*, got '{value}'"):
+        QLLSTMClassifier(**FAST, **{param: value}).fit(X0, Y0)
+
+
+def test_predict_before_fit_and_feature_count_mismatch():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        QLLSTMClassifier().predict(X0)
+    with pytest.raises(NotFittedError):
+        QLLSTMRegressor().predict(X0)
+    est = QLLSTMClassifier(**FAST).fit(X0, Y0)
+    with pytest.raises(ValueError, match="X has 2 features per time step, but QLLSTMClassifier is expecting 3"):
+        est.predict(X0[:, :, :2])
+    assert est.predict(X0[:, :5]).shape == (10,)  # another sequence length is fine
