@@ -24,9 +24,9 @@ def _add_adding_arguments(parser):
 def build_parser():
     parser = argparse.ArgumentParser(prog="qlts", description="QL-LSTM for sequences and time series")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="the main job: QL-LSTM vs LSTM on the adding problem (CPU, < 2 min)")
-    _add_adding_arguments(demo)
-    demo.set_defaults(func=_adding)
+    from .forecasting.cli import register as register_forecasting
+
+    register_forecasting(sub)  # forecast, backtest, and the main-job demo (`qlts demo --adding` = `qlts adding`)
     adding = sub.add_parser("adding", help="QL-LSTM vs LSTM on the adding problem")
     _add_adding_arguments(adding)
     adding.set_defaults(func=_adding)

@@ -1,0 +1,5 @@
+"""Series-level forecasting: :class:`QLLSTMForecaster` and the :class:`NaiveForecaster` reference."""
+from .forecaster import QLLSTMForecaster
+from .naive import NaiveForecaster
+
+__all__ = ["QLLSTMForecaster", "NaiveForecaster"]

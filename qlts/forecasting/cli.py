@@ -1,0 +1,151 @@
+"""``qlts forecast``, ``qlts backtest`` and the forecasting ``qlts demo``; :func:`register` adds them."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pandas as pd
+
+from ..utils import atomic_write
+
+_TIME_NAMES = ("date", "time", "timestamp", "datetime", "ds")
+
+
+def read_table(path, time_col=None):
+    """A CSV or Parquet file as a frame indexed by its time column (``time_col``, else a column
+    named date/time/timestamp/datetime/ds, else a RangeIndex)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"PATH: expected an existing CSV or Parquet file, got {path!r}")
+    lower = path.lower()
+    if lower.endswith((".parquet", ".pq")):
+        frame = pd.read_parquet(path)
+    elif lower.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
+        frame = pd.read_csv(path)
+    else:
+        raise ValueError(f"PATH: expected a .csv, .csv.gz or .parquet file, got {path!r}")
+    if time_col is None:
+        time_col = next((c for c in frame.columns if str(c).lower() in _TIME_NAMES), None)
+    elif time_col not in frame.columns:
+        raise ValueError(f"--time-col: expected one of the columns {list(frame.columns)}, got {time_col!r}")
+    if time_col is not None:
+        frame = frame.set_index(pd.DatetimeIndex(pd.to_datetime(frame.pop(time_col)), name=time_col))
+    return frame
+
+
+def _targets(frame, targets):
+    missing = [t for t in targets if t not in frame.columns]
+    if missing:
+        raise ValueError(f"--target: expected column(s) of the file {list(frame.columns)}, got unknown {missing}")
+    return frame[targets]
+
+
+def _forecaster(args, quantiles=None):
+    from .forecaster import QLLSTMForecaster
+
+    return QLLSTMForecaster(args.lookback, args.horizon, segment_length=args.segment_length,
+                            hidden_size=args.hidden_size, cell=args.cell, max_epochs=args.epochs, lr=args.lr,
+                            quantiles=quantiles, random_state=args.seed, verbose=1)
+
+
+def _forecast(args):
+    from .plot import plot_forecast
+
+    frame = read_table(args.path, args.time_col)
+    y = _targets(frame, args.target)
+    model = _forecaster(args, args.quantiles or None).fit(y)
+    forecast = model.predict()
+    table = forecast
+    band = None
+    if args.quantiles:
+        q = model.predict_quantiles()
+        table = pd.concat([forecast, q.set_axis([f"{c}_q{lv:g}" for c, lv in q.columns], axis=1)], axis=1)
+        lo, hi = min(args.quantiles), max(args.quantiles)
+        band = (q[(args.target[0], lo)].rename(lo), q[(args.target[0], hi)].rename(hi))
+    os.makedirs(args.out, exist_ok=True)
+    csv_path, png_path = os.path.join(args.out, "forecast.csv"), os.path.join(args.out, "forecast.png")
+    with atomic_write(csv_path, "w") as fh:
+        table.to_csv(fh, index_label=y.index.name or "index")
+    plot_forecast(y.iloc[-3 * args.lookback:], forecast, png_path, column=args.target[0], band=band)
+    print(table.head(min(10, len(table))).to_string())
+    print(f"forecast: {csv_path}\nplot: {png_path}")
+
+
+def _backtest(args):
+    from ..model_selection import backtest
+    from .naive import NaiveForecaster
+
+    y = _targets(read_table(args.path, args.time_col), args.target)
+    initial = args.initial if args.initial is not None else int(len(y) * 0.7)
+    folds = dict(initial=initial, step=args.step or args.horizon, horizon=args.horizon, refit=args.refit,
+                 metrics=("mse", "mae", "mase"))
+    models = {"qllstm": _forecaster(args), "naive_last": NaiveForecaster()}
+    if args.season_length:
+        models["naive_seasonal"] = NaiveForecaster("seasonal", args.season_length)
+    rows = {}
+    for name, model in models.items():
+        scores, _ = backtest(model, y, **folds)
+        rows[name] = scores[["mse", "mae", "mase"]].mean()
+    table = pd.DataFrame(rows).T
+    table["mse_vs_naive"] = table["mse"] / table.loc["naive_last", "mse"]
+    print(f"{len(scores)} folds from row {initial}, horizon {args.horizon}, refit={args.refit} "
+          f"(metrics on the original scale, averaged over folds and targets)")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+def _demo(args):
+    if args.adding:
+        from ..demo import run_adding_demo
+
+        run_adding_demo(out_dir=args.out)
+        return
+    from .demo import run_forecast_demo
+
+    run_forecast_demo(out_dir=args.out, max_epochs=args.epochs, seed=args.seed)
+
+
+def _model_arguments(p):
+    p.add_argument("path", help="CSV or Parquet file")
+    p.add_argument("--target", nargs="+", required=True, help="column(s) to forecast")
+    p.add_argument("--time-col", default=None, help="timestamp column (default: one named date/time/...)")
+    p.add_argument("--horizon", type=int, default=24)
+    p.add_argument("--lookback", type=int, default=96)
+    p.add_argument("--segment-length", type=int, default=24)
+    p.add_argument("--hidden-size", type=int, default=256)
+    p.add_argument("--cell", default="qllstm", choices=("qllstm", "lstm", "gru"))
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _guard(func):
+    """Bad input ends with one clear line and exit status 2, not a traceback."""
+    def run(args):
+        try:
+            func(args)
+        except (ValueError, TypeError, FileNotFoundError) as exc:
+            print(f"qlts {args.command}: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return run
+
+
+def register(sub):
+    """Add ``forecast``, ``backtest`` and ``demo`` to the ``qlts`` subparsers ``sub``."""
+    p = sub.add_parser("forecast", help="fit QL-LSTM on a CSV/Parquet series; write the forecast CSV and a PNG")
+    _model_arguments(p)
+    p.add_argument("--quantiles", type=float, nargs="*", default=[0.1, 0.9],
+                   help="quantile band to forecast (default 0.1 0.9; give none for a point forecast)")
+    p.add_argument("--out", default="qlts_forecast_output", help="folder for forecast.csv and forecast.png")
+    p.set_defaults(func=_guard(_forecast))
+    p = sub.add_parser("backtest", help="historical forecasts: QL-LSTM against the naive forecaster")
+    _model_arguments(p)
+    p.add_argument("--initial", type=int, default=None, help="first cutoff row (default 70%% of the rows)")
+    p.add_argument("--step", type=int, default=None, help="rows between cutoffs (default: the horizon)")
+    p.add_argument("--refit", action="store_true", help="refit at every cutoff (default: fit once)")
+    p.add_argument("--season-length", type=int, default=None, help="also compare a seasonal naive forecaster")
+    p.set_defaults(func=_guard(_backtest))
+    p = sub.add_parser("demo", help="the main job: forecast ETTh1 (or synthetic sensors) with QL-LSTM vs naive")
+    p.add_argument("--adding", action="store_true", help="run the adding-problem demo instead (= qlts adding)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="qlts_demo_output", help="folder for the plot")
+    p.set_defaults(func=_guard(_demo))

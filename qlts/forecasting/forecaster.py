@@ -1,0 +1,331 @@
+"""``QLLSTMForecaster``: the SegRNN network (:mod:`qlts.nn.forecasting`) behind a series-level API.
+
+Training runs on skorch (``NeuralNetRegressor``): Adam, shuffled mini-batches of windows, early
+stopping on a time-ordered validation tail (restoring the best epoch), and an epoch progress bar.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNetRegressor
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
+from tqdm.auto import tqdm
+
+from .._validation import check_choice, check_float, check_int
+from ..nn.forecasting import FORECAST_CELLS, NORMS, SegRNN
+from ..utils import resolve_device, seed_everything
+from ._series import align_covariates, apply_nan_policy, as_frame, check_horizon, future_index
+from ._windows import make_windows
+
+LOSSES = ("mse", "mae")
+
+
+class PinballLoss(torch.nn.Module):
+    """Mean pinball loss over quantile outputs (..., Q) against targets (...)."""
+
+    def __init__(self, quantiles):
+        super().__init__()
+        self.register_buffer("q", torch.as_tensor(quantiles, dtype=torch.float32))
+
+    def forward(self, y_pred, y_true):
+        diff = y_true.unsqueeze(-1) - y_pred
+        return torch.maximum(self.q * diff, (self.q - 1) * diff).mean()
+
+
+class _EpochBar(Callback):
+    """One tqdm bar over epochs with the latest train/valid loss."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def on_train_begin(self, net, **kwargs):
+        self.bar_ = tqdm(total=net.max_epochs, desc="training", unit="epoch", disable=not self.enabled, leave=False)
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        self.bar_.set_postfix({k: f"{row[k]:.4f}" for k in ("train_loss", "valid_loss") if k in row})
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()
+
+
+class QLLSTMForecaster(BaseEstimator):
+    """Multi-horizon forecaster: SegRNN (Lin et al. 2023) with the QL-LSTM cell.
+
+    Parameters
+    ----------
+    lookback, horizon : int
+        Window length the network reads, and the number of steps it forecasts in one pass.
+        ``predict`` may ask for more steps; they are produced recursively (point forecasts only).
+    segment_length : int
+        w: the lookback and the horizon are cut into segments of w steps. The recurrence runs
+        ceil(lookback / w) steps.
+    hidden_size : int
+        d_model: width of the segment embedding and of the recurrent state.
+    cell : "qllstm", "lstm" or "gru"
+        The recurrent cell; the rest of the network is identical for all three.
+    alpha, skip, skip_mode, learn_alpha, backend
+        QL-LSTM options (ignored by the other cells).
+    norm : "last", "revin" or None
+        Reversible instance normalisation of each window: subtract its last value, or its mean
+        and standard deviation (with a learned affine when ``affine=True``).
+    channel_independent : bool
+        True: every target column runs through the same weights as its own batch row (past
+        covariates are appended to each). False: all columns are embedded jointly.
+    quantiles : sequence of floats in (0, 1) or None
+        Train on the pinball loss and expose :meth:`predict_quantiles`; quantiles never cross.
+        ``predict`` then returns the median.
+    loss : "mse" or "mae"
+        Point-forecast training loss (ignored with quantiles).
+    dropout, lr, max_epochs, batch_size, weight_decay
+        Training. ``batch_size`` counts windows.
+    patience, validation_fraction
+        Early stopping on the last ``validation_fraction`` of the series (time-ordered; its
+        windows never overlap training targets); the best epoch's weights are kept.
+        ``validation_fraction=0`` trains for ``max_epochs`` without it.
+    nan_policy : "interpolate", "drop" or "raise"
+        NaN in y or X: linear interpolation in time (default); "drop" skips every training
+        window touching a NaN (the prediction context must then be complete); "raise".
+    device : "auto", "cpu", "cuda", ...
+    random_state : int or None
+        Seeds the initialisation and shuffling; a CPU run is then reproducible.
+    verbose : int
+        1 shows an epoch progress bar on stderr.
+
+    Attributes (after ``fit``): ``net_`` (the skorch net), ``module_``, ``columns_``,
+    ``covariate_columns_``, ``parameter_counts_`` ({"recurrent", "total"}), ``history_``.
+    """
+
+    def __init__(self, lookback=96, horizon=24, *, segment_length=24, hidden_size=256, cell="qllstm", alpha=0.1,
+                 skip=1, skip_mode="convex", learn_alpha=False, backend="auto", norm="last", affine=False,
+                 channel_independent=True, quantiles=None, loss="mse", dropout=0.5, lr=1e-3, max_epochs=30,
+                 batch_size=256, weight_decay=0.0, patience=5, validation_fraction=0.2, nan_policy="interpolate",
+                 device="auto", random_state=None, verbose=1):
+        self.lookback = lookback
+        self.horizon = horizon
+        self.segment_length = segment_length
+        self.hidden_size = hidden_size
+        self.cell = cell
+        self.alpha = alpha
+        self.skip = skip
+        self.skip_mode = skip_mode
+        self.learn_alpha = learn_alpha
+        self.backend = backend
+        self.norm = norm
+        self.affine = affine
+        self.channel_independent = channel_independent
+        self.quantiles = quantiles
+        self.loss = loss
+        self.dropout = dropout
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.nan_policy = nan_policy
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- validation ------------------------------------------------------------------------
+
+    def _check_params(self):
+        check_int("lookback", self.lookback, min_value=1)
+        check_horizon(self.horizon)
+        check_int("segment_length", self.segment_length, min_value=1)
+        check_int("hidden_size", self.hidden_size, min_value=2)
+        check_choice("cell", self.cell, FORECAST_CELLS)
+        check_choice("norm", self.norm, NORMS)
+        check_choice("loss", self.loss, LOSSES)
+        check_float("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        check_float("lr", self.lr, low=0.0, high=np.inf, low_open=True, high_open=True)
+        check_float("weight_decay", self.weight_decay, low=0.0, high=np.inf, high_open=True)
+        check_int("max_epochs", self.max_epochs, min_value=1)
+        check_int("batch_size", self.batch_size, min_value=1)
+        check_int("patience", self.patience, min_value=1)
+        check_float("validation_fraction", self.validation_fraction, low=0.0, high=1.0, high_open=True)
+        return self._quantile_levels()
+
+    def _quantile_levels(self):
+        """Sorted training quantiles (the user's plus the median), or None."""
+        if self.quantiles is None:
+            return None
+        if isinstance(self.quantiles, (str, numbers.Number)) or len(self.quantiles) == 0:
+            raise TypeError(f"quantiles: expected a non-empty sequence of floats in (0, 1), got {self.quantiles!r}")
+        levels = [check_float("quantiles", q, low=0.0, high=1.0, low_open=True, high_open=True)
+                  for q in self.quantiles]
+        return tuple(sorted(set(levels) | {0.5}))
+
+    # -- fit -----------------------------------------------------------------------------------
+
+    def fit(self, y, X=None):
+        """Fit on the series ``y`` (and past-observed covariates ``X`` aligned with it)."""
+        levels = self._check_params()
+        frame = apply_nan_policy(as_frame(y, "y"), self.nan_policy, "y")
+        cov = align_covariates(X, frame, "X")
+        if cov is not None:
+            cov = apply_nan_policy(cov, self.nan_policy, "X")
+        L, H = self.lookback, self.horizon
+        need = L + H
+        if len(frame) < need:
+            raise ValueError(f"y: expected at least lookback + horizon = {L} + {H} = {need} rows, got {len(frame)}")
+        values = frame.to_numpy() if cov is None else np.hstack([frame.to_numpy(), cov.to_numpy()])
+        n_val = int(round(self.validation_fraction * len(frame)))
+        use_val = n_val >= H and len(frame) - n_val >= need
+        if self.validation_fraction > 0 and not use_val:
+            warnings.warn(f"y: {len(frame)} rows are too few for a validation tail of validation_fraction="
+                          f"{self.validation_fraction} (needs >= horizon={H} rows and leaves lookback + horizon = "
+                          f"{need} for training); training {self.max_epochs} epochs without early stopping",
+                          UserWarning, stacklevel=2)
+        train_end = len(frame) - n_val if use_val else len(frame)
+        # z-scores on the training rows only, so the validation tail never leaks into the scaling
+        self.mean_ = np.nanmean(values[:train_end], axis=0)
+        std = np.nanstd(values[:train_end], axis=0)
+        self.scale_ = np.where(std > 0, std, 1.0)
+        z = ((values - self.mean_) / self.scale_).astype(np.float32)
+        k = frame.shape[1]
+        Xw, yw = make_windows(z[:train_end], L, H, target=np.arange(k))
+        if len(Xw) == 0:
+            raise ValueError(f"y: no complete training window of lookback + horizon = {need} rows without NaN "
+                             f"(nan_policy={self.nan_policy!r})")
+        valid = None
+        if use_val:
+            Xv, yv = make_windows(z[train_end - L:], L, H, target=np.arange(k))
+            valid = Dataset(Xv, yv) if len(Xv) else None
+        device = resolve_device(self.device)
+        seed_everything(self.random_state)
+        criterion = PinballLoss if levels else (torch.nn.MSELoss if self.loss == "mse" else torch.nn.L1Loss)
+        callbacks = [("progress", _EpochBar(bool(self.verbose)))]
+        if valid is not None:
+            callbacks.append(("early_stopping", EarlyStopping(patience=self.patience, load_best=True)))
+        self.net_ = NeuralNetRegressor(
+            SegRNN, module__n_targets=k, module__n_covariates=values.shape[1] - k, module__lookback=L,
+            module__horizon=H, module__segment_length=self.segment_length, module__d_model=self.hidden_size,
+            module__cell=self.cell, module__dropout=self.dropout, module__norm=self.norm,
+            module__affine=self.affine, module__channel_independent=self.channel_independent,
+            module__n_quantiles=len(levels) if levels else None, module__alpha=self.alpha, module__skip=self.skip,
+            module__skip_mode=self.skip_mode, module__learn_alpha=self.learn_alpha, module__backend=self.backend,
+            criterion=criterion, **({"criterion__quantiles": levels} if levels else {}),
+            optimizer=torch.optim.Adam, optimizer__weight_decay=self.weight_decay, lr=self.lr,
+            max_epochs=self.max_epochs, batch_size=self.batch_size, iterator_train__shuffle=True,
+            train_split=predefined_split(valid) if valid is not None else None, callbacks=callbacks,
+            device=device, verbose=0)
+        self.net_.fit(Xw, yw)
+        self.module_ = self.net_.module_
+        self.history_ = self.net_.history
+        self.parameter_counts_ = self.module_.parameter_counts()
+        self.quantile_levels_ = levels
+        self.columns_ = list(frame.columns)
+        self.covariate_columns_ = None if cov is None else list(cov.columns)
+        self.context_ = frame.iloc[-max(L, 3):]
+        self.covariate_context_ = None if cov is None else cov.iloc[-max(L, 3):]
+        return self
+
+    # -- predict --------------------------------------------------------------------------------
+
+    def _context(self, X, y):
+        """(target frame, covariate frame or None) of the last ``lookback`` rows to forecast from."""
+        if y is None:
+            frame, cov = self.context_, self.covariate_context_
+            if X is not None and cov is not None:
+                cov = align_covariates(X, frame, "X")
+        else:
+            frame = apply_nan_policy(as_frame(y, "y"), self.nan_policy, "y")
+            if list(frame.columns) != self.columns_:
+                raise ValueError(f"y: expected columns {self.columns_}, got {list(frame.columns)}")
+            if len(frame) < self.lookback:
+                raise ValueError(f"y: expected at least lookback={self.lookback} rows of context, got {len(frame)}")
+            cov = None
+            if self.covariate_columns_ is not None:
+                if X is None:
+                    raise ValueError(f"X: expected the covariates {self.covariate_columns_} covering the context y "
+                                     f"(the model was fit with them), got None")
+                cov = apply_nan_policy(align_covariates(X, frame, "X"), self.nan_policy, "X")
+        if self.covariate_columns_ is None and X is not None:
+            raise ValueError("X: expected None (the model was fit without covariates), got covariates")
+        if cov is not None and list(cov.columns) != self.covariate_columns_:
+            raise ValueError(f"X: expected columns {self.covariate_columns_}, got {list(cov.columns)}")
+        frame = frame.iloc[-self.lookback:] if len(frame) >= self.lookback else frame
+        if cov is not None:
+            cov = cov.loc[frame.index]
+        for name, f in (("y", frame), ("X", cov)):
+            if f is not None and f.isna().values.any():
+                raise ValueError(f"{name}: expected no NaN in the last lookback={self.lookback} rows used as "
+                                 f"context with nan_policy={self.nan_policy!r}, got {int(f.isna().values.sum())}")
+        return frame, cov
+
+    def _forward(self, frame, cov):
+        values = frame.to_numpy() if cov is None else np.hstack([frame.to_numpy(), cov.to_numpy()])
+        z = ((values[-self.lookback:] - self.mean_) / self.scale_).astype(np.float32)[None]
+        self.module_.eval()
+        with torch.no_grad():
+            out = self.module_(torch.from_numpy(z).to(self.net_.device)).cpu().numpy()[0]
+        k = len(self.columns_)
+        scale, mean = self.scale_[:k], self.mean_[:k]
+        if out.ndim == 3:  # (H, k, Q)
+            return out * scale[None, :, None] + mean[None, :, None]
+        return out * scale + mean
+
+    def predict(self, horizon=None, X=None, y=None):
+        """Point forecast of the ``horizon`` steps after the training series, or after the context ``y``
+        (with its covariates ``X``). Returns a DataFrame indexed by the future timestamps, one column per
+        target (the median when ``quantiles`` is set)."""
+        check_is_fitted(self, "net_")
+        h = check_horizon(self.horizon if horizon is None else horizon)
+        frame, cov = self._context(X, y)
+        index = future_index(frame.index if len(frame) >= 2 else self.context_.index, h)
+        steps = []
+        while sum(len(s) for s in steps) < h:
+            if steps and cov is not None:
+                raise ValueError(f"horizon: expected <= {self.horizon} (the trained horizon) with covariates, "
+                                 f"whose future values are unknown, got {h}")
+            out = self._forward(frame, cov)
+            if out.ndim == 3:
+                out = out[:, :, self.quantile_levels_.index(0.5)]
+            steps.append(out)
+            # recursion: the forecast becomes context for the next pass
+            frame = pd.DataFrame(np.vstack([frame.to_numpy(), out])[-self.lookback:], columns=frame.columns)
+        return pd.DataFrame(np.vstack(steps)[:h], index=index, columns=self.columns_)
+
+    def predict_windows(self, windows):
+        """Forecasts for many contexts at once: ``windows`` (n, lookback, targets + covariates) on the
+        scale of the training series -> (n, horizon, targets) point forecasts (the median with
+        quantiles). For evaluating on a whole test split without a predict call per cutoff."""
+        check_is_fitted(self, "net_")
+        w = np.asarray(windows, dtype=np.float64)
+        width = len(self.columns_) + len(self.covariate_columns_ or [])
+        if w.ndim != 3 or w.shape[1:] != (self.lookback, width):
+            raise ValueError(f"windows: expected shape (n, {self.lookback}, {width}), got {w.shape}")
+        out = self.net_.predict(((w - self.mean_) / self.scale_).astype(np.float32))
+        if out.ndim == 4:
+            out = out[..., self.quantile_levels_.index(0.5)]
+        k = len(self.columns_)
+        return out * self.scale_[:k] + self.mean_[:k]
+
+    def predict_quantiles(self, horizon=None, X=None, y=None):
+        """Quantile forecasts: a DataFrame with a (column, quantile) MultiIndex on the columns, for the
+        quantiles given at construction. Sorted per step, so they never cross."""
+        check_is_fitted(self, "net_")
+        if not self.quantile_levels_:
+            raise ValueError("quantiles: expected a sequence of quantile levels at construction for "
+                             "predict_quantiles, got None")
+        h = check_horizon(self.horizon if horizon is None else horizon)
+        if h > self.horizon:
+            raise ValueError(f"horizon: expected <= {self.horizon} (the trained horizon) with quantiles, got {h}")
+        frame, cov = self._context(X, y)
+        out = self._forward(frame, cov)[:h]
+        wanted = sorted(set(float(q) for q in self.quantiles))
+        cols = [self.quantile_levels_.index(q) for q in wanted]
+        data = out[:, :, cols].reshape(h, -1)
+        columns = pd.MultiIndex.from_product([self.columns_, wanted], names=["column", "quantile"])
+        return pd.DataFrame(data, index=future_index(frame.index, h), columns=columns)

@@ -1,0 +1,185 @@
+"""QLLSTMForecaster and its SegRNN network: shapes, indexes, quantiles, learning, reproducibility, bad input."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from qlts.forecasting import NaiveForecaster, QLLSTMForecaster
+from qlts.nn import lstm_parameter_count, qllstm_parameter_count
+from qlts.nn.forecasting import SegRNN
+
+TINY = dict(segment_length=12, hidden_size=16, max_epochs=2, verbose=0, random_state=0, backend="torch")
+
+
+def seasonal_frame(T=300, freq="h", seed=0, columns=("a", "b")):
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    data = {c: np.sin(2 * np.pi * t / (24 / (j + 1))) + 0.1 * rng.standard_normal(T) + 5 * j
+            for j, c in enumerate(columns)}
+    return pd.DataFrame(data, index=pd.date_range("2024-03-01", periods=T, freq=freq))
+
+
+# -- the network --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["qllstm", "lstm", "gru"])
+def test_network_shapes_and_recurrent_counts(cell):
+    net = SegRNN(3, 50, 30, segment_length=12, d_model=16, cell=cell, n_covariates=2, backend="torch")
+    assert net(torch.randn(4, 50, 5)).shape == (4, 30, 3)  # lookback 50 and horizon 30 not multiples of w
+    counts = net.parameter_counts()
+    expected = {"qllstm": qllstm_parameter_count(16, 16), "lstm": lstm_parameter_count(16, 16),
+                "gru": 3 * 16 * (16 + 16) + 6 * 16}[cell]
+    assert counts["recurrent"] == expected and counts["total"] > expected
+    joint = SegRNN(3, 48, 24, segment_length=12, d_model=16, cell=cell, channel_independent=False, n_quantiles=3,
+                   backend="torch")
+    assert joint(torch.randn(2, 48, 3)).shape == (2, 24, 3, 3)
+
+
+def test_reversible_normalisation_is_equivariant():
+    torch.manual_seed(0)
+    x = torch.randn(5, 48, 2, dtype=torch.float64)
+    last = SegRNN(2, 48, 24, segment_length=12, d_model=16, norm="last", backend="torch").double().eval()
+    shift = torch.tensor([3.0, -7.0], dtype=torch.float64)
+    torch.testing.assert_close(last(x + shift), last(x) + shift)  # a level shift moves the forecast with it
+    revin = SegRNN(2, 48, 24, segment_length=12, d_model=16, norm="revin", backend="torch").double().eval()
+    x = 10 * x  # var ~100: the 1e-5 inside sqrt(var + eps) moves the scale by ~1e-7 only
+    torch.testing.assert_close(revin(2.5 * x + shift), 2.5 * revin(x) + shift, rtol=1e-6, atol=1e-6)
+    plain = SegRNN(2, 48, 24, segment_length=12, d_model=16, norm=None, backend="torch").double().eval()
+    assert not torch.allclose(plain(x + shift), plain(x) + shift)  # the test can tell the difference
+
+
+def test_channel_independence():
+    net = SegRNN(3, 48, 24, segment_length=12, d_model=16, backend="torch").eval()
+    x = torch.randn(2, 48, 3)
+    y = x.clone()
+    y[:, :, 1] += torch.randn(2, 48)  # only channel 1 changes
+    a, b = net(x), net(y)
+    torch.testing.assert_close(a[:, :, [0, 2]], b[:, :, [0, 2]])
+    assert not torch.allclose(a[:, :, 1], b[:, :, 1])
+
+
+# -- the estimator ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("freq", ["h", "15min", "D"])
+def test_forecast_index_continues_the_frequency_and_shape(freq):
+    y = seasonal_frame(200, freq)
+    model = QLLSTMForecaster(48, 12, **TINY).fit(y)
+    pred = model.predict()
+    assert pred.shape == (12, 2) and list(pred.columns) == ["a", "b"]
+    expected = pd.date_range(y.index[-1], periods=13, freq=freq)[1:]
+    pd.testing.assert_index_equal(pred.index, expected, check_names=False)
+    assert np.isfinite(pred.to_numpy()).all()
+    # from a given context: the index continues the context
+    context = y.iloc[:150]
+    pd.testing.assert_index_equal(model.predict(5, y=context).index,
+                                  pd.date_range(context.index[-1], periods=6, freq=freq)[1:], check_names=False)
+
+
+def test_range_index_array_and_series_inputs():
+    y = seasonal_frame(160)
+    series = pd.Series(y["a"].to_numpy(), index=pd.RangeIndex(10, 10 + 2 * 160, 2), name="load")
+    pred = QLLSTMForecaster(48, 6, **TINY).fit(series).predict()
+    pd.testing.assert_index_equal(pred.index, pd.RangeIndex(10 + 2 * 160, 10 + 2 * 166, 2))
+    assert list(pred.columns) == ["load"]
+    arr = QLLSTMForecaster(48, 6, **TINY).fit(y.to_numpy()).predict(9)  # 9 > horizon: recursive
+    assert arr.shape == (9, 2) and list(arr.index) == list(range(160, 169))
+
+
+def test_quantiles_do_not_cross_and_median_is_the_point_forecast():
+    y = seasonal_frame(240)
+    model = QLLSTMForecaster(48, 12, quantiles=[0.9, 0.1, 0.25], **TINY).fit(y)
+    q = model.predict_quantiles()
+    assert q.shape == (12, 6) and list(q.columns.get_level_values("quantile")[:3]) == [0.1, 0.25, 0.9]
+    for col in ("a", "b"):
+        band = q[col].to_numpy()
+        assert (np.diff(band, axis=1) >= 0).all()
+        assert (band[:, -1] - band[:, 0] > 0).any()  # a real band, not a line
+    point = model.predict()
+    assert ((point["a"] >= q[("a", 0.1)]) & (point["a"] <= q[("a", 0.9)])).all()
+
+
+def test_learns_a_seasonal_series_beyond_the_naive_forecast():
+    y = seasonal_frame(800, seed=1)
+    train, test = y.iloc[:-24], y.iloc[-24:]
+    model = QLLSTMForecaster(48, 24, segment_length=12, hidden_size=32, max_epochs=20, lr=3e-3, alpha=0.0,
+                             random_state=0, verbose=0, backend="torch").fit(train)
+    mse = ((model.predict() - test) ** 2).to_numpy().mean()
+    naive = ((NaiveForecaster().fit(train).predict(24) - test) ** 2).to_numpy().mean()
+    assert mse < 0.5 * naive, (mse, naive)
+    assert model.history_[-1, "valid_loss"] < model.history_[0, "valid_loss"]
+
+
+def test_reproducible_and_clonable():
+    y = seasonal_frame(200)
+    a = QLLSTMForecaster(48, 12, **TINY).fit(y).predict()
+    b = QLLSTMForecaster(48, 12, **TINY).fit(y).predict()
+    pd.testing.assert_frame_equal(a, b)
+    model = QLLSTMForecaster(48, 12, **TINY).set_params(alpha=0.3, cell="gru")
+    copy = clone(model)
+    assert copy.get_params()["alpha"] == 0.3 and copy.get_params()["cell"] == "gru"
+    assert not hasattr(copy, "net_")
+
+
+def test_covariates_are_used_and_required_for_a_new_context():
+    y = seasonal_frame(240)
+    X = pd.DataFrame({"temp": np.roll(y["a"].to_numpy(), -3)}, index=y.index)  # leads y by 3 steps
+    model = QLLSTMForecaster(48, 12, **TINY).fit(y, X)
+    assert model.covariate_columns_ == ["temp"]
+    base = model.predict()
+    pd.testing.assert_frame_equal(model.predict(X=X), base)
+    assert not np.allclose(model.predict(X=X * 3).to_numpy(), base.to_numpy())
+    with pytest.raises(ValueError, match=r"X: expected the covariates \['temp'\] covering the context y"):
+        model.predict(y=y.iloc[:100])
+    with pytest.raises(ValueError, match="X: expected covariates covering every row of y from"):
+        model.predict(y=y.iloc[:100], X=X.iloc[:90])
+    with pytest.raises(ValueError, match=r"horizon: expected <= 12 \(the trained horizon\) with covariates"):
+        model.predict(20)
+
+
+def test_nan_policies_and_no_mutation():
+    y = seasonal_frame(200)
+    y.iloc[[20, 21, 120], 0] = np.nan
+    before = y.copy()
+    QLLSTMForecaster(48, 12, **TINY).fit(y)  # interpolate (default)
+    pd.testing.assert_frame_equal(y, before)
+    dropped = QLLSTMForecaster(48, 12, nan_policy="drop", **TINY).fit(y)
+    assert np.isfinite(dropped.predict().to_numpy()).all()  # the last lookback rows are complete
+    with pytest.raises(ValueError, match=r"y: expected no NaN with nan_policy='raise', got 3 NaN \(first at"):
+        QLLSTMForecaster(48, 12, nan_policy="raise", **TINY).fit(y)
+    late = y.copy()
+    late.iloc[-5, 1] = np.nan
+    with pytest.raises(ValueError, match="y: expected no NaN in the last lookback=48 rows"):
+        QLLSTMForecaster(48, 12, nan_policy="drop", **TINY).fit(late).predict()
+
+
+def test_bad_input():
+    y = seasonal_frame(100)
+    with pytest.raises(ValueError, match=r"y: expected at least lookback \+ horizon = 96 \+ 24 = 120 rows, got 100"):
+        QLLSTMForecaster(96, 24, **TINY).fit(y)
+    irregular = y.drop(y.index[[10, 11, 40]])
+    with pytest.raises(ValueError, match="y: expected a regular DatetimeIndex"):
+        QLLSTMForecaster(24, 6, **TINY).fit(irregular)
+    dup = y.copy()
+    dup.index = dup.index[:50].append(dup.index[49:99])
+    with pytest.raises(ValueError, match="y: expected a unique index, got duplicated label"):
+        QLLSTMForecaster(24, 6, **TINY).fit(dup)
+    with pytest.raises(ValueError, match="horizon: expected an int >= 1, got 0"):
+        QLLSTMForecaster(24, 0, **TINY).fit(y)
+    with pytest.raises(NotFittedError):
+        QLLSTMForecaster(24, 6).predict()
+    model = QLLSTMForecaster(24, 6, **TINY).fit(y)
+    with pytest.raises(ValueError, match="horizon: expected an int >= 1, got -2"):
+        model.predict(-2)
+    with pytest.raises(ValueError, match=r"y: expected columns \['a', 'b'\], got \['a', 'c'\]"):
+        model.predict(y=y.rename(columns={"b": "c"}))
+    with pytest.raises(ValueError, match="X: expected None \\(the model was fit without covariates\\)"):
+        model.predict(X=y)
+    with pytest.raises(ValueError, match=r"cell: expected one of \['gru', 'lstm', 'qllstm'\], got 'rnn'"):
+        QLLSTMForecaster(24, 6, cell="rnn").fit(y)
+    with pytest.raises(ValueError, match=r"quantiles: expected a float in \(0.0, 1.0\), got 1.5"):
+        QLLSTMForecaster(24, 6, quantiles=[0.1, 1.5]).fit(y)
+    with pytest.raises(ValueError, match="quantiles: expected a sequence of quantile levels at construction"):
+        model.predict_quantiles()
+    with pytest.raises(TypeError, match="y: expected a pandas Series/DataFrame or a numpy array, got str"):
+        QLLSTMForecaster(24, 6).fit("data.csv")

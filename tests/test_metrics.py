@@ -1,0 +1,42 @@
+"""qlts.metrics against hand computations, and their bad input."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from qlts.metrics import (get_metric, mean_absolute_error, mean_absolute_scaled_error, mean_squared_error,
+                          pinball_loss)
+
+
+def test_mse_mae_by_hand():
+    y, p = np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 1.0])
+    assert mean_squared_error(y, p) == pytest.approx((1 + 0 + 9) / 3)
+    assert mean_absolute_error(y, p) == pytest.approx((1 + 0 + 3) / 3)
+    frame = pd.DataFrame({"a": y, "b": y + 1})
+    assert mean_squared_error(frame, frame + 2) == pytest.approx(4.0)
+
+
+def test_mase_scales_by_in_sample_seasonal_naive():
+    train = np.array([1.0, 3.0, 2.0, 5.0, 4.0])  # naive lag-1 abs diffs 2,1,3,1 -> 1.75; lag-2: 1,2,2 -> 5/3
+    y, p = np.array([4.0, 6.0]), np.array([5.0, 4.0])  # MAE 1.5
+    assert mean_absolute_scaled_error(y, p, y_train=train) == pytest.approx(1.5 / 1.75)
+    assert mean_absolute_scaled_error(y, p, y_train=train, seasonality=2) == pytest.approx(1.5 / (5 / 3))
+
+
+def test_pinball_by_hand():
+    y, p = np.array([10.0, 10.0]), np.array([8.0, 13.0])
+    # under-forecast by 2 costs q*2, over-forecast by 3 costs (1-q)*3
+    assert pinball_loss(y, p, 0.9) == pytest.approx((0.9 * 2 + 0.1 * 3) / 2)
+    assert pinball_loss(y, p, 0.5) == pytest.approx(mean_absolute_error(y, p) / 2)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"y_pred: expected the shape of y_true \(3,\), got \(2,\)"):
+        mean_squared_error([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="y_true: expected finite values, got 1 NaN"):
+        mean_absolute_error([1, np.nan], [1, 2])
+    with pytest.raises(ValueError, match=r"quantile: expected a float in \(0.0, 1.0\), got 1.0"):
+        pinball_loss([1.0], [1.0], 1.0)
+    with pytest.raises(ValueError, match="y_train: expected a series whose seasonal naive in-sample MAE"):
+        mean_absolute_scaled_error([1.0], [2.0], y_train=[3.0, 3.0, 3.0])
+    with pytest.raises(ValueError, match=r"metrics: expected a callable or one of \['mae', 'mase', 'mse'\], got 'rmse'"):
+        get_metric("rmse")
