@@ -83,16 +83,20 @@ def _fill_block(flat, width, starts, row0, out2, norm_row, offsets):
     size = out2.shape[1]
     for k in prange(starts.shape[0]):
         base = (starts[k] + row0) * width
+        dst = out2[k]
+        src = flat[base:base + size]  # 1-D views: simple indexing the vectoriser handles
         if norm_row >= 0:
             last = (starts[k] + norm_row) * width
+            ref = flat[last:last + width]  # subtract in the source precision, store as float32
+            off = offsets[k]
             for j in range(width):
-                offsets[k, j] = flat[last + j]
+                off[j] = ref[j]
             for t in range(0, size, width):
                 for j in range(width):
-                    out2[k, t + j] = flat[base + t + j] - flat[last + j]
+                    dst[t + j] = src[t + j] - ref[j]
         else:
-            for i in range(size):  # a plain contiguous copy: LLVM turns it into vector moves
-                out2[k, i] = flat[base + i]
+            for i in range(size):
+                dst[i] = src[i]
 
 
 @njit(parallel=True, cache=True)
