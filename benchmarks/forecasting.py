@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from qlts.datasets import load_ett, load_exchange_rate
 from qlts.forecasting import QLLSTMForecaster
-from qlts.forecasting._windows import make_windows
+from qlts.preprocessing import make_windows
 from qlts.utils import atomic_write
 
 LOOKBACK = 96
@@ -42,9 +43,11 @@ PUBLISHED = {
 TARGETS = {("etth1", 96): 0.368, ("etth1", 336): 0.444, ("exchange", 96): 0.081}
 
 
-def data_dir():
-    root = os.environ.get("QLTS_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
-    return Path(root)
+def use_shared_data():
+    """Read the real sets from ../shared/data beside the repo unless QLTS_DATA says otherwise."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if "QLTS_DATA" not in os.environ and shared.is_dir():
+        os.environ["QLTS_DATA"] = str(shared)
 
 
 def load_splits(name, horizon, lookback=LOOKBACK):
@@ -52,11 +55,11 @@ def load_splits(name, horizon, lookback=LOOKBACK):
     statistics of the training split."""
     if name in ETT:
         file, per_hour = ETT[name]
-        data = pd.read_csv(data_dir() / "ett" / f"{file}.csv.gz").iloc[:, 1:].to_numpy(np.float64)
+        data = load_ett(file).to_numpy(np.float64)
         month = 30 * 24 * per_hour
         n_train, n_val, n_test = 12 * month, 4 * month, 4 * month
     elif name == "exchange":
-        data = pd.read_csv(data_dir() / "exchange_rate" / "exchange_rate.txt.gz", header=None).to_numpy(np.float64)
+        data = load_exchange_rate().to_numpy(np.float64)
         n_train, n_test = int(len(data) * 0.7), int(len(data) * 0.2)
         n_val = len(data) - n_train - n_test
     else:
@@ -65,7 +68,7 @@ def load_splits(name, horizon, lookback=LOOKBACK):
     z = (data - train.mean(0)) / train.std(0)
     fit_rows = z[: n_train + n_val]
     test = z[n_train + n_val - lookback: n_train + n_val + n_test]
-    X_test, y_test = make_windows(test, lookback, horizon)
+    X_test, y_test = make_windows(test, lookback, horizon)[:2]
     return fit_rows, n_val, X_test, y_test
 
 
@@ -157,6 +160,7 @@ def main(argv=None):
         args.hidden_size, args.max_epochs, args.tag = 32, 2, args.tag or "quick"
     if args.threads:
         torch.set_num_threads(args.threads)
+    use_shared_data()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "forecasting.csv"

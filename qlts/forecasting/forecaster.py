@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 
 from .._validation import check_choice, check_float, check_int
 from ..nn.forecasting import FORECAST_CELLS, NORMS, SegRNN
+from ..preprocessing import make_windows
 from ..utils import resolve_device, seed_everything
 from ._series import align_covariates, apply_nan_policy, as_frame, check_horizon, future_index
-from ._windows import make_windows
 
 LOSSES = ("mse", "mae")
 
@@ -194,13 +194,13 @@ class QLLSTMForecaster(BaseEstimator):
         self.scale_ = np.where(std > 0, std, 1.0)
         z = ((values - self.mean_) / self.scale_).astype(np.float32)
         k = frame.shape[1]
-        Xw, yw = make_windows(z[:train_end], L, H, target=np.arange(k))
+        Xw, yw = make_windows(z[:train_end], L, H, target=list(range(k)))[:2]  # NaN windows dropped
         if len(Xw) == 0:
             raise ValueError(f"y: no complete training window of lookback + horizon = {need} rows without NaN "
                              f"(nan_policy={self.nan_policy!r})")
         valid = None
         if use_val:
-            Xv, yv = make_windows(z[train_end - L:], L, H, target=np.arange(k))
+            Xv, yv = make_windows(z[train_end - L:], L, H, target=list(range(k)))[:2]
             valid = Dataset(Xv, yv) if len(Xv) else None
         device = resolve_device(self.device)
         seed_everything(self.random_state)

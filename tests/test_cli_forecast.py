@@ -1,0 +1,59 @@
+"""`qlts forecast` and `qlts backtest` end to end on a small CSV in a temp dir, and their bad input."""
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+FAST = ["--lookback", "24", "--horizon", "6", "--segment-length", "12", "--hidden-size", "8", "--epochs", "2"]
+
+
+@pytest.fixture()
+def csv_path(tmp_path):
+    t = np.arange(150)
+    frame = pd.DataFrame({"timestamp": pd.date_range("2024-05-01", periods=150, freq="h").astype(str),
+                          "load": 10 + np.sin(2 * np.pi * t / 24), "temp": np.cos(2 * np.pi * t / 24)})
+    path = tmp_path / "series.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def qlts(*args):
+    return subprocess.run([sys.executable, "-m", "qlts", *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def test_forecast_writes_csv_and_png(csv_path, tmp_path):
+    out = tmp_path / "out"
+    run = qlts("forecast", csv_path, "--target", "load", *FAST, "--out", out)
+    assert run.returncode == 0, run.stderr
+    forecast = pd.read_csv(out / "forecast.csv", index_col=0, parse_dates=True)
+    assert list(forecast.columns) == ["load", "load_q0.1", "load_q0.9"]
+    pd.testing.assert_index_equal(forecast.index, pd.date_range("2024-05-07 06:00", periods=6, freq="h"),
+                                  check_names=False, check_exact=True, check_freq=False)
+    assert (forecast["load_q0.1"] <= forecast["load_q0.9"]).all()
+    assert (out / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_backtest_prints_a_table_against_naive(csv_path):
+    run = qlts("backtest", csv_path, "--target", "load", "temp", *FAST, "--initial", "120", "--step", "12",
+               "--season-length", "24")
+    assert run.returncode == 0, run.stderr
+    rows = {line.split()[0]: line.split() for line in run.stdout.splitlines() if line.split()}
+    assert {"qllstm", "naive_last", "naive_seasonal"} <= set(rows)
+    assert "3 folds from row 120" in run.stdout  # cutoffs 120, 132, 144
+    # the seasonal naive is exact on a noise-free period-24 series
+    assert float(rows["naive_seasonal"][1]) == pytest.approx(0.0, abs=1e-12)
+    assert float(rows["naive_last"][4]) == pytest.approx(1.0)
+
+
+def test_bad_input_is_one_clear_line(csv_path, tmp_path):
+    run = qlts("forecast", csv_path, "--target", "nope", *FAST, "--out", tmp_path / "o")
+    assert run.returncode == 2
+    assert "qlts forecast: error: --target: expected column(s) of the file ['load', 'temp'], got unknown ['nope']" \
+        in run.stderr and "Traceback" not in run.stderr
+    run = qlts("forecast", csv_path, "--target", "load", "--lookback", "140", "--horizon", "24", "--out", tmp_path)
+    assert run.returncode == 2 and "y: expected at least lookback + horizon = 140 + 24 = 164 rows, got 150" in run.stderr
+    run = qlts("forecast", tmp_path / "missing.csv", "--target", "load")
+    assert run.returncode == 2 and "PATH: expected an existing CSV or Parquet file" in run.stderr
+    assert not (tmp_path / "o").exists()
