@@ -219,15 +219,18 @@ def make_windows(data, lookback, horizon, *, stride=1, target=None, past_covaria
     stride : int >= 1
         Rows between consecutive window starts.
     target : None, column name/position or a list of them
-        The target columns (y). None means every column of ``data``.
-    past_covariates : None, column selection, or array/DataFrame with T rows
+        The target columns (y), in the order given. None means every column of ``data``.
+        A value that is a column label is a name; other integers are positions
+        (negative ones count from the end).
+    past_covariates : None, column selection (list or scalar), or array/DataFrame with T rows
         A column selection restricts the non-target input columns of ``data`` to those
         (default: every non-target column is an input). An array adds its columns to the
         inputs after the data columns.
     future_covariates : None, column selection, or array/DataFrame
         Covariates known in advance; returned in ``Windows.future`` over each window's
         horizon rows. A column selection takes them from ``data``; an array must be aligned
-        with ``data`` from row 0 and long enough to cover the last window's horizon.
+        with ``data`` from row 0 and long enough to cover the last window's horizon. A
+        list/tuple/str/int is a column selection; a numpy array or pandas object is data.
     nan_policy : {"drop", "mask", "raise"}
         "drop" skips windows with a NaN in their inputs, targets or future covariates;
         "mask" keeps all windows and returns ``Windows.mask``; "raise" raises a ValueError
