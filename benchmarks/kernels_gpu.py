@@ -76,6 +76,12 @@ DESIGN_NOTES = """\
   Baidu's persistent RNNs). That removes the per-step W_h traffic and uses every SM at small
   batch; it needs all programs co-resident and cannot run in triton's CPU interpreter, so it has to
   be developed on a GPU.
+- A rough model to read the numbers against (a hypothesis, not a measurement): each program
+  streams all of W_h (2H x H) from L2 once per step forward and once more backward, at roughly
+  100 GB/s per SM; the time per step is then about 2H^2 * bytes / 100 GB/s, independent of B up
+  to ~132 programs (B ~ 2000). The B=16 sizes (one program) should be the misses.
+- `python benchmarks/kernels_gpu.py --sweep --quick --dtypes bf16` times the kernels under other
+  launch configurations (block sizes, warps) against cuDNN LSTM, for tuning.
 """
 
 
