@@ -144,28 +144,37 @@ def _rel(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
-def _run_layer(model, cfg, x, state, lengths, weights):
-    """Outputs and every gradient of ``model`` under the loss sum(weights * outputs), by name."""
+def _run_layer(model, cfg, x, state, lengths, weights, autocast=None):
+    """Outputs and every gradient of ``model`` under the loss sum(weights * outputs), by name;
+    the forward under ``torch.autocast(dtype=autocast)`` when given."""
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence
 
     dtype = next(model.parameters()).dtype
     leaves = [t.detach().to(dtype).clone().requires_grad_() for t in [x] + state]
     inp = pack_padded_sequence(leaves[0], lengths, enforce_sorted=False) if cfg["packed"] else leaves[0]
-    out, (h_n, c_n) = model(inp, None if cfg["packed"] else tuple(leaves[1:]))
+    with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        out, (h_n, c_n) = model(inp, None if cfg["packed"] else tuple(leaves[1:]))
     outs = [out.data if cfg["packed"] else out, h_n, c_n]
+    if autocast is not None and model.backend == "triton":  # as nn.LSTM: outputs in the autocast dtype
+        if outs[0].dtype != autocast:
+            raise AssertionError(f"under autocast({autocast}) the output dtype is {outs[0].dtype}")
     sum((o.double() * w).sum() for o, w in zip(outs, weights)).backward()
     named = {n: o.detach() for n, o in zip(("out", "h_n", "c_n"), outs)}
     named.update({f"d_{n}": t.grad for n, t in zip(("input", "h0", "c0"), leaves) if t.grad is not None})
     named.update({f"d_{n}": p.grad for n, p in model.named_parameters()})
+    wrong = [n for n, p in model.named_parameters() if p.grad.dtype != p.dtype]
+    if wrong:
+        raise AssertionError(f"gradients not in their parameter's dtype: {wrong}")
     with torch.no_grad():
         model.zero_grad(set_to_none=True)
     return named
 
 
-def check_agreement(cfg, device, dtype, tol, smoke):
+def check_agreement(cfg, device, dtype, tol, smoke, autocast=None):
     """QLLSTM(backend="triton") in ``dtype`` against the torch reference in float64, with the same
-    (rounded) weights and inputs: outputs and every gradient.
+    (rounded) weights and inputs: outputs and every gradient. With ``autocast`` (a dtype), the
+    triton model and the same-dtype reference run in ``dtype`` under ``torch.autocast``.
 
     A tensor passes when its rel error is <= ``tol``, or at most 2x the error of the torch
     reference run in the same dtype: some gradients are sums of ~10^5 terms of both signs (alpha's
@@ -203,7 +212,8 @@ def check_agreement(cfg, device, dtype, tol, smoke):
     shapes = [(int(lengths.sum()), width) if cfg["packed"] else (T, B, width)] + [(layers, B, tri.hidden_size)] * 2
     # one random linear functional of (out, h_n, c_n), shared by the three runs
     weights = [torch.randn(shape, generator=gen, dtype=torch.float64).to(device) for shape in shapes]
-    results = [_run_layer(model, cfg, x, state, lengths, weights) for model in (ref, tri, ref_same)]
+    results = [_run_layer(model, cfg, x, state, lengths, weights, cast)
+               for model, cast in ((ref, None), (tri, autocast), (ref_same, autocast))]
     ref64, got, same = results
     best = None
     for name in ref64:
@@ -539,28 +549,36 @@ def main(argv=None):
     # 1. agreement with the reference, before any timing
     agreement, failed = [], False
     tf32_default = torch.backends.cudnn.allow_tf32
+    # (dtype label, dtype, in-kernel dot, autocast dtype): fp32 with and without TF32, bf16, fp16, and an
+    # fp32 model under autocast(bf16)
+    variants = [(n, n, dot, None) for n in args.dtypes
+                for dot in (["ieee", "tf32"] if n == "fp32" and device.type == "cuda" else
+                            ["ieee"] if n == "fp32" else ["-"])]
+    if "bf16" in args.dtypes:
+        variants.append(("fp32 model, autocast bf16", "bf16", "-", "bf16"))
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     for cfg in AGREEMENT_CONFIGS:
-        for dtype_name in args.dtypes:
-            dots = ["ieee", "tf32"] if dtype_name == "fp32" and device.type == "cuda" else \
-                ["ieee"] if dtype_name == "fp32" else ["-"]
-            for dot in dots:
-                tol = TOLERANCES[(dtype_name, "tf32" if dot == "tf32" else "ieee" if dot == "ieee" else "-")]
-                name = cfg["name"] + (" (toy size T=6, B=5, d=6, H=20 in --cpu-smoke)" if args.cpu_smoke else "")
-                entry = dict(config=name, dtype=dtype_name, dot=dot, tol=tol)
-                torch.backends.cudnn.allow_tf32 = dot == "tf32" if dtype_name == "fp32" else tf32_default
-                try:
-                    dtype = getattr(torch, {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype_name])
-                    entry.update(check_agreement(cfg, device, dtype, tol, args.cpu_smoke))
-                except Exception as exc:
-                    entry.update(error=f"{type(exc).__name__}: {str(exc)[:300]}", ok=False)
-                finally:
-                    torch.backends.cudnn.allow_tf32 = tf32_default
-                failed |= not entry["ok"]
-                agreement.append(entry)
-                log(f"agreement {dtype_name:4s} dot={dot:4s} {cfg['name']}: "
-                    + (f"worst {entry['worst']} rel {entry['rel']:.2e} (torch ref in {dtype_name} {entry['rel_same']:.2e}, "
-                       f"tol {tol:g}) {'ok' if entry['ok'] else 'FAIL'}"
-                       if "rel" in entry else f"ERROR {entry['error']}"))
+        for label, dtype_name, dot, autocast in variants:
+            tol = TOLERANCES[(dtype_name, "tf32" if dot == "tf32" else "ieee" if dot == "ieee" else "-")]
+            name = cfg["name"] + (" (toy size T=6, B=5, d=6, H=20 in --cpu-smoke)" if args.cpu_smoke else "")
+            entry = dict(config=name, dtype=label, dot=dot, tol=tol)
+            torch.backends.cudnn.allow_tf32 = dot == "tf32" if dtype_name == "fp32" else tf32_default
+            try:
+                if autocast:
+                    entry.update(check_agreement(cfg, device, torch.float32, tol, args.cpu_smoke,
+                                                 autocast=dtypes[autocast]))
+                else:
+                    entry.update(check_agreement(cfg, device, dtypes[dtype_name], tol, args.cpu_smoke))
+            except Exception as exc:
+                entry.update(error=f"{type(exc).__name__}: {str(exc)[:300]}", ok=False)
+            finally:
+                torch.backends.cudnn.allow_tf32 = tf32_default
+            failed |= not entry["ok"]
+            agreement.append(entry)
+            log(f"agreement {label} dot={dot} {cfg['name']}: "
+                + (f"worst {entry['worst']} rel {entry['rel']:.2e} (torch ref in {dtype_name} {entry['rel_same']:.2e}, "
+                   f"tol {tol:g}) {'ok' if entry['ok'] else 'FAIL'}"
+                   if "rel" in entry else f"ERROR {entry['error']}"))
     # 2. timings, one size and dtype at a time; the report is rewritten after each
     rows, keys, skipped = [], [], []
     todo = [(size, dt) for size in args.grid for dt in args.dtypes]
