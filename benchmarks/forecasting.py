@@ -109,7 +109,15 @@ def summarise(frame):
     return out
 
 
+NOTES_MARKER = "<!-- notes: text below this line is kept when the tables are regenerated -->"
+
+
 def write_markdown(frame, path):
+    """Tables from the CSV; a hand-written analysis after NOTES_MARKER in an existing file is kept."""
+    notes = ""
+    if Path(path).exists():
+        old = Path(path).read_text()
+        notes = old[old.index(NOTES_MARKER) + len(NOTES_MARKER):] if NOTES_MARKER in old else ""
     s = summarise(frame)
     lines = ["# Forecasting accuracy: SegRNN network with QL-LSTM, LSTM and GRU cells", "",
              "Standard long-term protocol (lookback 96; ETT 12/4/4 months, Exchange 7:1:2; z-scores from the "
@@ -129,7 +137,31 @@ def write_markdown(frame, path):
                      + (f"; target {TARGETS[(ds, h)]:.3f}" if (ds, h) in TARGETS else ""))
     lines += ["", "Commands:", ""] + [f"- `{c}`" for c in frame["command"].drop_duplicates()]
     with atomic_write(path, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
+        fh.write("\n".join(lines) + "\n\n" + NOTES_MARKER + (notes or "\n"))
+
+
+def write_plot(frame, path):
+    """Test MSE per cell for each (dataset, horizon) at the most-run configuration, naive as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = summarise(frame)
+    cases = s[["dataset", "horizon"]].drop_duplicates().to_numpy().tolist()
+    fig, axes = plt.subplots(1, len(cases), figsize=(3.2 * len(cases), 3.2), squeeze=False)
+    for ax, (dataset, horizon) in zip(axes[0], cases):
+        rows = s[(s.dataset == dataset) & (s.horizon == horizon)]
+        best = rows.groupby("cell")["seeds"].idxmax()  # per cell: its configuration with the most seeds
+        rows = rows.loc[best]
+        ax.bar(rows["cell"], rows["mse"], yerr=rows["mse_std"].fillna(0), color="tab:blue")
+        ax.axhline(rows["naive_mse"].iloc[0], color="gray", linestyle="--", label="repeat last")
+        ax.set(title=f"{dataset} H={horizon}", ylabel="test MSE (normalised)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -179,6 +211,7 @@ def main(argv=None):
                     with atomic_write(csv, "w") as fh:  # after every run: a long sweep keeps what it finished
                         frame.to_csv(fh, index=False)
                     write_markdown(frame, out / "forecasting.md")
+    write_plot(frame, out / "forecasting.png")
     print(summarise(frame).to_string())
     return 0
 
