@@ -18,7 +18,11 @@ def read_table(path, time_col=None):
         raise FileNotFoundError(f"PATH: expected an existing CSV or Parquet file, got {path!r}")
     lower = path.lower()
     if lower.endswith((".parquet", ".pq")):
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError as exc:  # pandas needs pyarrow or fastparquet for Parquet
+            raise ValueError(f"PATH: reading Parquet needs pyarrow (pip install pyarrow); got {path!r} "
+                             f"and {exc}") from exc
     elif lower.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
         frame = pd.read_csv(path)
     else:
