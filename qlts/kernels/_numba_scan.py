@@ -1,0 +1,168 @@
+"""The fused QL-LSTM time loops (forward and backward) for :mod:`qlts.kernels.numba_cpu`.
+
+Each kernel runs the whole sequence for one chunk of batch rows [b0, b1). Rows never
+interact in the recurrence, so chunks run on separate threads with no synchronisation.
+Per step: one BLAS product on a contiguous per-chunk state buffer, then one fused
+element-wise pass. All buffers are allocated once per call, never per step.
+
+Layouts (time-major, C-contiguous):
+  xw (T, B, 2, H) = W_x x (rows a, u);  d_z (T, B, 2H);   out (T, B, H);   c_all (T, B, H);   lengths (B,) int64 (T
+  where no lengths). Rows b >= lengths[b] keep their state and output zeros.
+"""
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import njit
+
+from ._numba_math import fast_sigmoid, fast_tanh
+
+# The fused loops touch ~15 arrays; LLVM's default budget of 8 runtime alias checks would
+# leave them scalar (5-10x slower). Raising it only lets more loops vectorise: the checks
+# still run, so results are unchanged. It is process-wide, for code compiled after import.
+llvm.set_option("qlts", "-runtime-memory-check-threshold=256")
+llvm.set_option("qlts", "-vectorize-memory-check-threshold=1024")
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+
+@njit(**_JIT)
+def _as_dtype(like, alpha, kappa):
+    """1, alpha and kappa in the arrays' dtype: a float64 scalar would promote float32 math."""
+    cast = like.dtype.type
+    return cast(1), cast(alpha), cast(kappa)
+
+
+@njit(**_JIT)
+def forward_chunk(xw, h0, c0, w_hh_t, bias_u, gamma, beta, alpha, kappa, lengths, skip, b0, b1,
+                  out, h_n, c_n, c_all, save):
+    """Forward loop for rows [b0, b1).
+
+    xw[t, b] is overwritten in place with (a_t, u_t) (writing through another array that may
+    alias it would make LLVM fall back to scalar code). With save, c_all[t, b] receives c_t:
+    with (a, u) that is all the backward pass needs (it recomputes the gates).
+    """
+    T = xw.shape[0]
+    H = h0.shape[1]
+    n = b1 - b0
+    one, al, kp = _as_dtype(h0, alpha, kappa)
+    hb = h0[b0:b1].copy()  # h_{t-1}, updated in place (the GEMM reads it before the update)
+    cb = c0[b0:b1].copy()
+    zh = np.empty((n, 2 * H), dtype=h0.dtype)
+    scratch_c = np.empty((n, H), dtype=h0.dtype)
+    for t in range(T):
+        np.dot(hb, w_hh_t, zh)
+        for bb in range(n):
+            b = b0 + bb
+            o_row = out[t, b]
+            if t >= lengths[b]:  # past the end: state unchanged, output zero
+                o_row[:] = 0
+                continue
+            hp = hb[bb]
+            cp = cb[bb]
+            hs = out[t - skip, b] if t >= skip else h0[b]
+            x_row = xw[t, b]  # (2, H)
+            z_row = zh[bb]
+            c_dst = c_all[t, b] if save else scratch_c[bb]
+            for j in range(H):
+                a = x_row[0, j] + z_row[j]
+                u = x_row[1, j] + z_row[H + j] + bias_u[j]
+                ig = fast_sigmoid(gamma[0, j] * a + beta[0, j])
+                fg = fast_sigmoid(gamma[1, j] * a + beta[1, j])
+                og = fast_sigmoid(gamma[2, j] * a + beta[2, j])
+                c = fg * cp[j] + ig * fast_tanh(u)
+                h = kp * (fg * hp[j] + (one - fg) * (og * fast_tanh(c))) + al * hs[j]
+                x_row[0, j] = a
+                x_row[1, j] = u
+                cp[j] = c
+                c_dst[j] = c
+                hp[j] = h
+                o_row[j] = h
+    h_n[b0:b1] = hb
+    c_n[b0:b1] = cb
+
+
+@njit(**_JIT)
+def backward_chunk(d_out, dh_n, dc_n, au_all, c_all, out, h0, c0, w_hh, gamma, beta, alpha, kappa, convex,
+                   lengths, skip, b0, b1, d_z, dh0, dc0, d_gamma, d_beta, d_bias_u, d_alpha):
+    """Reverse loop for rows [b0, b1); recomputes the gates from the saved (a, u) and c.
+
+    Writes d_z (T, B, 2H) = dL/dz_t, dh0, dc0, and this chunk's partial sums d_gamma (3, H),
+    d_beta (3, H), d_bias_u (H,), d_alpha (H,) (float64; the caller sums them).
+    The skip path's gradient (alpha dh_t flows to h_{t-K}) waits in a ring of K slots:
+    step t reads slot t % K (what step t + K sent) and refills it for step t - K.
+    """
+    T = d_out.shape[0]
+    H = h0.shape[1]
+    n = b1 - b0
+    dh = dh_n[b0:b1].copy()
+    dc = dc_n[b0:b1].copy()
+    dh_direct = np.empty((n, H), dtype=h0.dtype)
+    dh_rec = np.empty((n, H), dtype=h0.dtype)
+    ring = np.zeros((min(skip, T), n, H), dtype=h0.dtype)
+    dz = np.empty((n, 2 * H), dtype=h0.dtype)
+    # d_u goes to its own array and is copied into dz after the loop: storing to two
+    # regions of one array in the fused loop makes LLVM's alias checks fail (scalar code)
+    d_us = np.empty((n, H), dtype=h0.dtype)
+    one, al, kp = _as_dtype(h0, alpha, kappa)
+    cvx = one if convex else one - one
+    for t in range(T - 1, -1, -1):
+        slot = ring[t % skip]
+        for bb in range(n):
+            b = b0 + bb
+            dz_row = dz[bb]
+            du_row = d_us[bb]
+            if t >= lengths[b]:  # identity step: gradients pass through unchanged
+                dz_row[:] = 0
+                du_row[:] = 0
+                slot[bb] = 0
+                dh_direct[bb] = dh[bb]
+                continue
+            au = au_all[t, b]
+            c_row = c_all[t, b]
+            hp = out[t - 1, b] if t > 0 else h0[b]
+            cp = c_all[t - 1, b] if t > 0 else c0[b]
+            hs = out[t - skip, b] if t >= skip else h0[b]
+            d_o = d_out[t, b]
+            d_s = slot[bb]
+            dh_row = dh[bb]
+            dc_row = dc[bb]
+            dd_row = dh_direct[bb]
+            for j in range(H):
+                a = au[0, j]
+                ig = fast_sigmoid(gamma[0, j] * a + beta[0, j])
+                fg = fast_sigmoid(gamma[1, j] * a + beta[1, j])
+                og = fast_sigmoid(gamma[2, j] * a + beta[2, j])
+                gg = fast_tanh(au[1, j])
+                tc = fast_tanh(c_row[j])
+                g_h = dh_row[j] + d_o[j] + d_s[j]
+                ht = og * tc
+                d_alpha[j] += g_h * (hs[j] - cvx * (fg * hp[j] + (one - fg) * ht))
+                d_s[j] = al * g_h
+                d_ht = kp * (one - fg) * g_h
+                dcur = dc_row[j] + d_ht * og * (one - tc * tc)
+                p_i = dcur * gg * ig * (one - ig)
+                p_f = (kp * (hp[j] - ht) * g_h + dcur * cp[j]) * fg * (one - fg)
+                p_o = d_ht * tc * og * (one - og)
+                d_u = dcur * ig * (one - gg * gg)
+                d_gamma[0, j] += p_i * a
+                d_gamma[1, j] += p_f * a
+                d_gamma[2, j] += p_o * a
+                d_beta[0, j] += p_i
+                d_beta[1, j] += p_f
+                d_beta[2, j] += p_o
+                d_bias_u[j] += d_u
+                dz_row[j] = gamma[0, j] * p_i + gamma[1, j] * p_f + gamma[2, j] * p_o
+                du_row[j] = d_u
+                dd_row[j] = kp * fg * g_h
+                dc_row[j] = dcur * fg
+        # dh_{t-1} = direct path + W_h^T dz_t: one BLAS product for the chunk
+        dz[:, H:] = d_us
+        np.dot(dz, w_hh, dh_rec)
+        d_z[t, b0:b1] = dz
+        dh[:] = dh_direct
+        dh += dh_rec
+    dh0[b0:b1] = dh
+    for k in range(ring.shape[0]):  # slots k < K last held the gradient sent to h_0 by step k
+        dh0[b0:b1] += ring[k]
+    dc0[b0:b1] = dc

@@ -1,0 +1,197 @@
+"""The fused CPU backend (``backend="numba"``): the QL-LSTM scan as numba loops inside a
+``torch.autograd.Function``. Contract: :mod:`qlts.kernels.reference`.
+
+Forward: W_x x for all t is one torch GEMM; then a compiled time loop makes, per step, one
+BLAS product h W_h^T and one fused element-wise pass (gates, state, skip). Backward: a
+compiled reverse loop stores dz_t for every t (one BLAS product dz W_h per step carries
+dh back), accumulates the gradients of gamma, beta, b_u and alpha on the way, and then
+dW_x, dW_h and dx are one torch GEMM each. Under ``torch.no_grad()``, or when no input
+requires grad, nothing is saved for backward. float32 and float64 only; any other dtype,
+or a non-CPU tensor, raises.
+
+Threads. The batch is cut into ``min(torch.get_num_threads(), batch)`` chunks of rows
+that run the whole time loop on their own Python thread (the kernels release the GIL),
+with no synchronisation between steps. numba's own threading layer is not used. While
+the chunks run, the BLAS that numba calls (scipy's OpenBLAS) is limited to one thread per
+caller with threadpoolctl, so chunks x BLAS threads never exceeds the torch thread count;
+the limit is restored when the scan returns. The GEMMs outside the loops are torch's and
+use torch's threads. So ``torch.set_num_threads(n)`` sets the parallelism of the whole
+scan; a batch of 1 runs its time loop on one core.
+
+Compilation. The kernels are compiled on first use per dtype and cached on disk
+(``cache=True``; numba's cache directory, ``NUMBA_CACHE_DIR`` to move it). A cold first
+call compiles for several seconds (see benchmarks/results/kernels_cpu.md); later
+processes load the cache.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+
+from . import _numba_scan as _k
+
+_DTYPES = (torch.float32, torch.float64)
+_lock = threading.Lock()
+_pool, _pool_size = None, 0
+_blas, _limiter, _active = None, None, 0  # BLAS libraries, their thread limit, scans running under it
+
+
+def _check_inputs(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths, skip):
+    named = {"x": x, "h0": h0, "c0": c0, "weight_ih": weight_ih, "weight_hh": weight_hh, "bias_u": bias_u,
+             "gamma": gamma, "beta": beta, "alpha": alpha}
+    for name, value in named.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+        if value.device.type != "cpu":
+            raise ValueError(f"{name}: the numba backend runs on the CPU only, got a tensor on {value.device}; "
+                             "use backend='triton' or 'torch' on other devices")
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"x: the numba backend supports float32 and float64, got dtype {x.dtype}; "
+                        "use backend='torch' for other dtypes")
+    for name, value in named.items():
+        if value.dtype != x.dtype:
+            raise TypeError(f"{name}: expected dtype {x.dtype} (the dtype of x), got {value.dtype}")
+    if x.dim() != 3:
+        raise ValueError(f"x: expected a 3-D (T, B, d) tensor, got shape {tuple(x.shape)}")
+    T, B, d = x.shape
+    H = weight_hh.shape[1]
+    shapes = {"h0": (B, H), "c0": (B, H), "weight_ih": (2 * H, d), "weight_hh": (2 * H, H), "bias_u": (H,),
+              "gamma": (3, H), "beta": (3, H), "alpha": ()}
+    for name, shape in shapes.items():
+        if tuple(named[name].shape) != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {tuple(named[name].shape)}")
+    if isinstance(skip, bool) or not isinstance(skip, int) or skip < 1:
+        raise ValueError(f"skip: expected an int >= 1, got {skip!r}")
+    if lengths is not None:
+        if not isinstance(lengths, torch.Tensor) or lengths.dtype != torch.int64 or tuple(lengths.shape) != (B,):
+            raise TypeError(f"lengths: expected None or an int64 tensor of shape ({B},), got {lengths!r}")
+        if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+            raise ValueError(f"lengths: expected values in [1, {T}], got min {int(lengths.min())} "
+                             f"and max {int(lengths.max())}")
+
+
+def _numpy(t):
+    return t.detach().contiguous().numpy()
+
+
+def _n_chunks(batch):
+    return max(1, min(torch.get_num_threads(), batch))
+
+
+def _run_chunks(kernel, batch, args_for):
+    """Run ``kernel(*args_for(b0, b1, k))`` for the k-th chunk of rows [b0, b1), one chunk per
+    thread (see the module docstring)."""
+    n = _n_chunks(batch)
+    bounds = [(batch * k // n, batch * (k + 1) // n, k) for k in range(n)]
+    pool = _enter(n - 1)
+    try:
+        futures = [pool.submit(kernel, *args_for(*bound)) for bound in bounds[1:]]
+        kernel(*args_for(*bounds[0]))
+        for future in futures:
+            future.result()
+    finally:
+        _exit()
+
+
+def _enter(workers):
+    """Limit the BLAS numba calls to one thread (while any scan runs) and return a pool with
+    at least ``workers`` threads."""
+    global _pool, _pool_size, _blas, _limiter, _active
+    with _lock:
+        if _blas is None:  # listing the loaded libraries is slow (~1 ms): do it once
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls: load it to limit it)
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController().select(user_api="blas")
+        if _active == 0:
+            _limiter = _blas.limit(limits=1)
+        _active += 1
+        if workers > _pool_size:
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qlts-numba")
+            _pool_size = workers
+        return _pool
+
+
+def _exit():
+    global _active
+    with _lock:
+        _active -= 1
+        if _active == 0:
+            _limiter.restore_original_limits()
+
+
+def _forward(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths, skip, convex, save):
+    """Returns out, h_n, c_n and, with save, the tensors backward needs: (a, u) per step and c per step."""
+    T, B, _ = x.shape
+    H = weight_hh.shape[1]
+    a = float(alpha)
+    kappa = 1.0 - a if convex else 1.0
+    xw = (x.detach() @ weight_ih.detach().t()).contiguous().view(T, B, 2, H)  # becomes (a, u) in place
+    out = torch.empty(T, B, H, dtype=x.dtype)
+    h_n = torch.empty(B, H, dtype=x.dtype)
+    c_n = torch.empty(B, H, dtype=x.dtype)
+    c_all = torch.empty((T, B, H) if save else (1, 1, 1), dtype=x.dtype)
+    fixed = (xw.numpy(), _numpy(h0), _numpy(c0), _numpy(weight_hh.t()), _numpy(bias_u), _numpy(gamma),
+             _numpy(beta), a, kappa, _lengths(lengths, T, B), skip)
+    outputs = (out.numpy(), h_n.numpy(), c_n.numpy(), c_all.numpy(), save)
+    _run_chunks(_k.forward_chunk, B, lambda b0, b1, k: fixed + (b0, b1) + outputs)
+    return out, h_n, c_n, xw, c_all
+
+
+def _lengths(lengths, T, B):
+    return np.full(B, T, dtype=np.int64) if lengths is None else _numpy(lengths)
+
+
+class _Scan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths, skip, convex):
+        out, h_n, c_n, au, c_all = _forward(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths,
+                                            skip, convex, save=True)
+        ctx.save_for_backward(x, h0, c0, weight_ih, weight_hh, gamma, beta, alpha, out, au, c_all)
+        ctx.lengths, ctx.skip, ctx.convex = lengths, skip, convex
+        return out, h_n, c_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_out, dh_n, dc_n):
+        x, h0, c0, weight_ih, weight_hh, gamma, beta, alpha, out, au, c_all = ctx.saved_tensors
+        T, B, d = x.shape
+        H = weight_hh.shape[1]
+        a = float(alpha)
+        kappa = 1.0 - a if ctx.convex else 1.0
+        d_z = torch.empty(T, B, 2 * H, dtype=x.dtype)
+        dh0 = torch.empty(B, H, dtype=x.dtype)
+        dc0 = torch.empty(B, H, dtype=x.dtype)
+        n = _n_chunks(B)
+        acc = [np.zeros((n,) + shape) for shape in ((3, H), (3, H), (H,), (H,))]  # float64 partial sums
+        fixed = (_numpy(d_out), _numpy(dh_n), _numpy(dc_n), au.numpy(), c_all.numpy(), out.numpy(), _numpy(h0),
+                 _numpy(c0), _numpy(weight_hh), _numpy(gamma), _numpy(beta), a, kappa, ctx.convex,
+                 _lengths(ctx.lengths, T, B), ctx.skip)
+        outputs = (d_z.numpy(), dh0.numpy(), dc0.numpy())
+        _run_chunks(_k.backward_chunk, B,
+                    lambda b0, b1, k: fixed + (b0, b1) + outputs + tuple(part[k] for part in acc))
+        d_gamma, d_beta, d_bias_u, d_alpha = (torch.from_numpy(part.sum(0)).to(x.dtype) for part in acc)
+        need = ctx.needs_input_grad
+        z2 = d_z.view(T * B, 2 * H)
+        dx = (z2 @ weight_ih).view(T, B, d) if need[0] else None
+        dw_ih = z2.t() @ x.reshape(T * B, d) if need[3] else None
+        dw_hh = None
+        if need[4]:  # h_{t-1} is h0 at t = 0 and out[t-1] after (valid wherever dz_t is nonzero)
+            dw_hh = d_z[0].t() @ h0
+            if T > 1:
+                dw_hh = dw_hh.addmm_(d_z[1:].reshape(-1, 2 * H).t(), out[:-1].reshape(-1, H))
+        d_alpha = d_alpha.sum().reshape(()) if need[8] else None
+        return (dx, dh0, dc0, dw_ih, dw_hh, d_bias_u, d_gamma, d_beta, d_alpha, None, None, None)
+
+
+def scan(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths=None, *, skip=1, convex=True):
+    """The QL-LSTM scan, fused in numba (contract: :mod:`qlts.kernels.reference`)."""
+    _check_inputs(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths, skip)
+    inputs = (x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        return _Scan.apply(*inputs, lengths, skip, bool(convex))
+    out, h_n, c_n, _, _ = _forward(*inputs, lengths, skip, bool(convex), save=False)
+    return out, h_n, c_n
