@@ -282,6 +282,8 @@ def test_bad_data():
         make_windows(np.array([[1.0, "x"]] * 10, dtype=object), 3, 1)
     with pytest.raises(TypeError, match=r"data: expected numeric values, got dtype <U"):
         make_windows(np.array(["1"] * 10), 3, 1)
+    with pytest.raises(ValueError, match=r"data: expected at least one column, got shape \(10, 0\)"):
+        make_windows(np.ones((10, 0)), 3, 1)
     with pytest.raises(ValueError, match=r"target_history: expected True"):
         make_windows(np.ones((10, 2)), 3, 1, target_history=False)
     future = pd.DataFrame({"f": np.ones(12)}, index=pd.date_range("2023", periods=12, freq="D"))

@@ -98,9 +98,8 @@ def _as_table(data, name) -> _Table:
                if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
         if bad:
             raise TypeError(f"{name}: expected numeric columns, got non-numeric columns {bad!r}")
-        kinds = {dt for dt in data.dtypes}
-        if len(kinds) == 1 and isinstance(next(iter(kinds)), np.dtype) and next(iter(kinds)) in (np.float32, np.float64):
-            values = data.to_numpy()  # a view of the single float block
+        if set(data.dtypes) <= {np.dtype(np.float32)} or set(data.dtypes) <= {np.dtype(np.float64)}:
+            values = data.to_numpy()  # one float dtype: a view of the frame's block, no copy
         else:
             values = data.to_numpy(dtype=np.float64, na_value=np.nan)
         return _Table(values, columns, data.index)
@@ -114,7 +113,7 @@ def _as_table(data, name) -> _Table:
         else:
             values = data.to_numpy(dtype=np.float64, na_value=np.nan)
         return _Table(values.reshape(-1, 1), [col], data.index)
-    if isinstance(data, (str, bytes)) or not hasattr(data, "__len__") and not hasattr(data, "__array__"):
+    if isinstance(data, (str, bytes)) or not (hasattr(data, "__len__") or hasattr(data, "__array__")):
         raise TypeError(f"{name}: expected a numpy array, pandas Series or DataFrame, got {type(data).__name__}")
     arr = np.asarray(data)
     if arr.ndim not in (1, 2):
@@ -262,6 +261,8 @@ def make_windows(data, lookback, horizon, *, stride=1, target=None, past_covaria
 
     table = _as_table(data, "data")
     n_rows, span = len(table.values), lookback + horizon
+    if not table.columns:
+        raise ValueError(f"data: expected at least one column, got shape {table.values.shape}")
     if n_rows < span:
         raise ValueError(f"data: expected at least lookback + horizon = {span} rows, got {n_rows}")
     n_total = (n_rows - span) // stride + 1
