@@ -1,0 +1,82 @@
+"""The --quick modes of benchmarks/paper_table.py, sequences.py and ablation.py run end to end
+(in a subprocess, as a user runs them) and write results files with the expected rows."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_quick(script, out, data_dir):
+    env = dict(os.environ, QLTS_DATA=str(data_dir), MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}", "--quick", "--out", str(out)], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def check_markdown(path, script):
+    text = path.read_text()
+    assert f"Command: `python benchmarks/{script} --quick --out " in text  # the exact command is recorded
+    assert "Environment: " in text
+    return text
+
+
+def test_paper_table_quick(tmp_path, shared_data_dir):
+    run_quick("paper_table.py", tmp_path, shared_data_dir)
+    text = check_markdown(tmp_path / "paper_table.md", "paper_table.py")
+    assert (tmp_path / "paper_table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = {r["model"]: r for r in read_csv(tmp_path / "paper_table.csv")}
+    assert set(rows) == {"LSTM", "GRU", "BiLSTM", "QL-LSTM"}
+    for r in rows.values():
+        assert r["max_len"] == "128" and r["seeds"] == "1" and r["epochs_run"] == "1"
+        assert 0.0 <= float(r["accuracy_mean"]) <= 100.0
+        assert float(r["median_epoch_s"]) > 0
+    assert float(rows["LSTM"]["epoch_time_ratio_to_lstm"]) == 1.0
+    # the counts come from the fitted networks: QL-LSTM 2H(d+H)+7H, LSTM 4H(d+H)+8H at d=H=32
+    assert int(rows["QL-LSTM"]["recurrent_params"]) == 2 * 32 * 64 + 7 * 32
+    assert int(rows["LSTM"]["recurrent_params"]) == 4 * 32 * 64 + 8 * 32
+    assert int(rows["BiLSTM"]["recurrent_params"]) == 2 * int(rows["LSTM"]["recurrent_params"])
+    assert "## Targets (issue 8)" in text and "not a test of the target" in text
+    runs = read_csv(tmp_path / "paper_table_runs.csv")
+    assert len(runs) == 4
+
+
+def test_sequences_quick(tmp_path, shared_data_dir):
+    run_quick("sequences.py", tmp_path, shared_data_dir)
+    text = check_markdown(tmp_path / "sequences.md", "sequences.py")
+    rows = read_csv(tmp_path / "sequences.csv")
+    aq = [r for r in rows if r["task"] == "air_quality"]
+    st = [r for r in rows if r["task"] == "stocks"]
+    assert sorted(r["model"] for r in aq) == sorted(r["model"] for r in st) == ["BiLSTM", "GRU", "LSTM", "QL-LSTM"]
+    for r in aq:
+        assert 0.0 <= float(r["value"]) <= 1.0 and 0.0 < float(r["baseline_persistence"]) <= 1.0
+        assert int(r["recurrent_params"]) > 0
+    for r in st:
+        assert r["series"] == "AAPL" and float(r["value"]) > 0 and float(r["baseline_zero_mse"]) > 0
+        assert r["predictive"] in ("True", "False")
+        # the rule: predictive only when it beats the zero-return MSE and both sign baselines
+        beats = (float(r["value"]) < float(r["baseline_zero_mse"])
+                 and float(r["direction_accuracy"]) > float(r["baseline_last_sign_acc"])
+                 and float(r["direction_accuracy"]) > float(r["baseline_majority_sign_acc"]))
+        assert (r["predictive"] == "True") == beats
+    assert "high-CO" in text and "predictive" in text
+
+
+def test_ablation_quick(tmp_path, shared_data_dir):
+    run_quick("ablation.py", tmp_path, shared_data_dir)
+    text = check_markdown(tmp_path / "ablation.md", "ablation.py")
+    rows = read_csv(tmp_path / "ablation.csv")
+    for task in ("imdb", "adding", "etth1"):
+        grid = sorted((int(r["skip"]), float(r["alpha"])) for r in rows if r["task"] == task)
+        assert grid == sorted((k, a) for k in (1, 4, 16) for a in (0.0, 0.1, 0.3)), task
+    assert "## Recommendation" in text
