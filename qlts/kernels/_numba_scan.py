@@ -166,3 +166,10 @@ def backward_chunk(d_out, dh_n, dc_n, au_all, c_all, out, h0, c0, w_hh, gamma, b
     for k in range(ring.shape[0]):  # slots k < K last held the gradient sent to h_0 by step k
         dh0[b0:b1] += ring[k]
     dc0[b0:b1] = dc
+
+
+@njit(**_JIT)
+def gemm_steps(a, b, out, steps):
+    """``steps`` BLAS products a @ b -> out: the per-step GEMM's cost alone (for profiling)."""
+    for _ in range(steps):
+        np.dot(a, b, out)
