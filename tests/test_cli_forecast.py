@@ -54,7 +54,8 @@ def test_bad_input_is_one_clear_line(csv_path, tmp_path):
     assert "qlts forecast: error: --target: expected column(s) of the file ['load', 'temp'], got unknown ['nope']" \
         in run.stderr and "Traceback" not in run.stderr
     run = qlts("forecast", csv_path, "--target", "load", "--lookback", "140", "--horizon", "24", "--out", tmp_path)
-    assert run.returncode == 2 and "y: expected at least lookback + horizon = 140 + 24 = 164 rows, got 150" in run.stderr
+    assert run.returncode == 2
+    assert "y: expected at least lookback + horizon = 140 + 24 = 164 rows, got 150" in run.stderr
     run = qlts("forecast", tmp_path / "missing.csv", "--target", "load")
     assert run.returncode == 2 and "PATH: expected an existing CSV or Parquet file" in run.stderr
     assert not (tmp_path / "o").exists()

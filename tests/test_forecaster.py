@@ -49,6 +49,12 @@ def test_reversible_normalisation_is_equivariant():
     assert not torch.allclose(plain(x + shift), plain(x) + shift)  # the test can tell the difference
 
 
+def test_zero_head_starts_as_the_naive_forecast():
+    x = torch.randn(3, 48, 2)
+    net = SegRNN(2, 48, 24, segment_length=12, d_model=16, zero_head=True, backend="torch").eval()
+    torch.testing.assert_close(net(x), x[:, -1:, :].expand(3, 24, 2))
+
+
 def test_channel_independence():
     net = SegRNN(3, 48, 24, segment_length=12, d_model=16, backend="torch").eval()
     x = torch.randn(2, 48, 3)

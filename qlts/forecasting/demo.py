@@ -42,7 +42,8 @@ def run_forecast_demo(out_dir="qlts_demo_output", *, lookback=96, horizon=96, ma
     mean, std = frame.iloc[:n_fit].mean(), frame.iloc[:n_fit].std()
     data = (frame - mean) / std
     print(f"{name}: {len(frame)} rows x {frame.shape[1]} channels; fit on the first {n_fit}, forecast "
-          f"{horizon} steps from each of the {(len(frame) - n_fit) // horizon} cutoffs after them (lookback {lookback})")
+          f"{horizon} steps from each of the {(len(frame) - n_fit) // horizon} cutoffs after them "
+          f"(lookback {lookback})")
     model = QLLSTMForecaster(lookback, horizon, segment_length=segment_length, hidden_size=hidden_size,
                              quantiles=(0.1, 0.9), max_epochs=max_epochs, patience=3, validation_fraction=0.2,
                              random_state=seed, verbose=verbose)

@@ -84,6 +84,9 @@ class QLLSTMForecaster(BaseEstimator):
     quantiles : sequence of floats in (0, 1) or None
         Train on the pinball loss and expose :meth:`predict_quantiles`; quantiles never cross.
         ``predict`` then returns the median.
+    zero_head : bool
+        Start the output layer at zero: the untrained model is then the naive forecast
+        (``norm="last"``), and training moves away from it only as far as the data pays.
     loss : "mse" or "mae"
         Point-forecast training loss (ignored with quantiles).
     dropout, lr, max_epochs, batch_size, weight_decay
@@ -107,9 +110,9 @@ class QLLSTMForecaster(BaseEstimator):
 
     def __init__(self, lookback=96, horizon=24, *, segment_length=24, hidden_size=256, cell="qllstm", alpha=0.1,
                  skip=1, skip_mode="convex", learn_alpha=False, backend="auto", norm="last", affine=False,
-                 channel_independent=True, quantiles=None, loss="mse", dropout=0.5, lr=1e-3, max_epochs=30,
-                 batch_size=256, weight_decay=0.0, patience=5, validation_fraction=0.2, nan_policy="interpolate",
-                 device="auto", random_state=None, verbose=1):
+                 channel_independent=True, quantiles=None, zero_head=False, loss="mse", dropout=0.5, lr=1e-3,
+                 max_epochs=30, batch_size=256, weight_decay=0.0, patience=5, validation_fraction=0.2,
+                 nan_policy="interpolate", device="auto", random_state=None, verbose=1):
         self.lookback = lookback
         self.horizon = horizon
         self.segment_length = segment_length
@@ -124,6 +127,7 @@ class QLLSTMForecaster(BaseEstimator):
         self.affine = affine
         self.channel_independent = channel_independent
         self.quantiles = quantiles
+        self.zero_head = zero_head
         self.loss = loss
         self.dropout = dropout
         self.lr = lr
@@ -213,7 +217,8 @@ class QLLSTMForecaster(BaseEstimator):
             module__horizon=H, module__segment_length=self.segment_length, module__d_model=self.hidden_size,
             module__cell=self.cell, module__dropout=self.dropout, module__norm=self.norm,
             module__affine=self.affine, module__channel_independent=self.channel_independent,
-            module__n_quantiles=len(levels) if levels else None, module__alpha=self.alpha, module__skip=self.skip,
+            module__n_quantiles=len(levels) if levels else None, module__zero_head=bool(self.zero_head),
+            module__alpha=self.alpha, module__skip=self.skip,
             module__skip_mode=self.skip_mode, module__learn_alpha=self.learn_alpha, module__backend=self.backend,
             criterion=criterion, **({"criterion__quantiles": levels} if levels else {}),
             optimizer=torch.optim.Adam, optimizer__weight_decay=self.weight_decay, lr=self.lr,

@@ -35,12 +35,14 @@ class SegRNN(nn.Module):
     set; quantile outputs are sorted along the last axis, so they never cross.
 
     With ``channel_independent=False`` all channels are embedded jointly (one row per window) and
-    the decoder emits every target channel at once.
+    the decoder emits every target channel at once. ``zero_head=True`` starts the output layer at
+    zero, so training starts from the naive forecast and moves away only as far as the data pays.
     """
 
     def __init__(self, n_targets, lookback, horizon, *, n_covariates=0, segment_length=24, d_model=256,
                  cell="qllstm", dropout=0.5, norm="last", affine=False, channel_independent=True,
-                 n_quantiles=None, alpha=0.1, skip=1, skip_mode="convex", learn_alpha=False, backend="auto"):
+                 n_quantiles=None, zero_head=False, alpha=0.1, skip=1, skip_mode="convex", learn_alpha=False,
+                 backend="auto"):
         super().__init__()
         self.n_targets = check_int("n_targets", n_targets, min_value=1)
         self.n_covariates = check_int("n_covariates", n_covariates, min_value=0)
@@ -70,6 +72,9 @@ class SegRNN(nn.Module):
         self.position_embedding = nn.Parameter(torch.randn(self.n_out_segments, half))
         self.channel_embedding = nn.Parameter(torch.randn(self.n_series, d_model - half))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, w * per_row_out * (n_quantiles or 1)))
+        if zero_head:  # the untrained network is then the naive forecast (norm="last") or the window mean ("revin")
+            nn.init.zeros_(self.head[1].weight)
+            nn.init.zeros_(self.head[1].bias)
         if self.affine:
             self.affine_weight = nn.Parameter(torch.ones(n_channels))
             self.affine_bias = nn.Parameter(torch.zeros(n_channels))
@@ -119,7 +124,8 @@ class SegRNN(nn.Module):
             rows = z
         # segments: (R, S, w * channels), time-major inside each segment per channel
         R = rows.shape[0]
-        seg = rows.reshape(R, self.n_in_segments, w, rows.shape[2]).permute(0, 1, 3, 2).reshape(R, self.n_in_segments, -1)
+        S_in = self.n_in_segments
+        seg = rows.reshape(R, S_in, w, rows.shape[2]).permute(0, 1, 3, 2).reshape(R, S_in, -1)
         _, state = self.rnn(self.embed(seg))
         # parallel decoding: one recurrent step per (row, output segment) from the final state
         S = self.n_out_segments
