@@ -353,9 +353,9 @@ def sign_of_sum(n, T, seed):
 
 
 def test_learns_the_sign_of_a_sum_over_a_long_sequence():
-    X, y = sign_of_sum(384, T=100, seed=0)
-    X_test, y_test = sign_of_sum(500, T=100, seed=1)
-    clf = QLLSTMClassifier(hidden_size=8, max_epochs=6, lr=0.02, batch_size=32, random_state=0).fit(X, y)
+    X, y = sign_of_sum(320, T=60, seed=0)
+    X_test, y_test = sign_of_sum(500, T=60, seed=1)
+    clf = QLLSTMClassifier(hidden_size=8, max_epochs=5, lr=0.02, batch_size=32, random_state=0).fit(X, y)
     assert clf.score(X_test, y_test) >= 0.95
 
 

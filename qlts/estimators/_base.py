@@ -290,7 +290,7 @@ class QLLSTMEstimatorBase:
         if seed is None:
             yield
             return
-        cuda = self.device.startswith("cuda") and torch.cuda.is_available()
+        cuda = torch.device(self.device).type == "cuda" and torch.cuda.is_available()
         with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
             torch.manual_seed(seed)
             yield
@@ -308,11 +308,11 @@ class QLLSTMEstimatorBase:
     def _prepare_training(self, X, y, *, reset, classes=None):
         self._check_hyper_params()
         seq = as_sequences(X, vocab_size=self.vocab_size)
-        if reset:
-            self.n_features_in_ = seq.n_channels
-        else:
+        if not reset:
             check_n_channels(seq, self.n_features_in_, type(self).__name__)
         target = self._encode_targets(y, len(seq.x), reset=reset, classes=classes)
+        if reset:
+            self.n_features_in_ = seq.n_channels
         return seq.as_net_input(), target
 
     # --- fitting ------------------------------------------------------------------------

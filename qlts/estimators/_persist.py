@@ -9,7 +9,10 @@ A file is one ``torch.save`` archive holding only strings and tensors:
 - ``state_dict``: the network's weights, on the CPU.
 
 It is read back with ``torch.load(weights_only=True)``, which refuses anything but those
-types. Pickling the estimator also works, but a pickle can run code when loaded: only
+types. Only what predictions need is stored: skorch-level arguments other than ``module__*``
+(callbacks, ``optimizer__*``, ``iterator_*``, a custom criterion) and the optimizer state are
+not, so a loaded estimator predicts exactly as the saved one and refits from its
+hyper-parameters, but does not resume training where it stopped. Pickling the estimator also works, but a pickle can run code when loaded: only
 unpickle files you trust.
 """
 from __future__ import annotations
