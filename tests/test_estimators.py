@@ -83,6 +83,7 @@ def test_get_params_lists_top_level_params_and_clone_keeps_them():
                  "gradient_clip"):
         assert name in params
     assert params["device"] == "auto" and params["train_split"] is None
+    assert repr(est) == "QLLSTMClassifier(cell='lstm', alpha=0.3, early_stopping=True)"
     twin = clone(est)
     assert twin.get_params(deep=False)["alpha"] == 0.3 and twin.cell == "lstm"
     assert not hasattr(twin, "module_")

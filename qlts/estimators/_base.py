@@ -350,6 +350,16 @@ class QLLSTMEstimatorBase:
         signature = inspect.signature(QLLSTMEstimatorBase.__init__)
         return [p.name for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
 
+    def __repr__(self):
+        # scikit-learn style: the class and the hyper-parameters that differ from the defaults
+        # (skorch's repr shows neither before the net is initialised).
+        defaults = inspect.signature(QLLSTMEstimatorBase.__init__).parameters
+        given = self.get_params(deep=False)
+        shown = [f"{k}={given[k]!r}" for k in self._top_level_params()
+                 if not (type(given[k]) is type(defaults[k].default) and given[k] == defaults[k].default)]
+        shown += [f"{k}={v!r}" for k, v in given.items() if "__" in k]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
     def _fitted_state(self):
         return {"n_features_in_": int(self.n_features_in_), "n_outputs_": int(self.n_outputs_)}
 

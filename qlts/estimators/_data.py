@@ -89,9 +89,6 @@ def _token_lengths(ids):
 def _from_list(X, vocab_size):
     items = [_numeric("X", np.asarray(item)) for item in X]
     ndims = {item.ndim for item in items}
-    if ndims == {0}:
-        raise ValueError(f"X: expected {_SHAPES}, got a flat list of {len(items)} numbers. "
-                         "Reshape your data with [x] if it is a single sequence.")
     if len(ndims) != 1 or ndims & {0} or max(ndims) > 2:
         raise ValueError(f"X: expected a list of sequences that are all (T_i,) or all (T_i, F), "
                          f"got items with ndim {sorted(ndims)}")
