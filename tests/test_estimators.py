@@ -293,6 +293,16 @@ def test_early_stopping_holds_out_data_and_stops():
     assert "valid_loss" in est.history[0]
 
 
+def test_classifier_early_stopping_scores_the_stratified_holdout():
+    X = sequences(n=60)
+    y = labels(X)
+    est = QLLSTMClassifier(**{**FAST, "max_epochs": 3}, early_stopping=True, validation_fraction=0.25).fit(X, y)
+    valid_acc = est.history[:, "valid_acc"]
+    assert len(valid_acc) == len(est.history) and all(0.0 <= a <= 1.0 for a in valid_acc)
+    held_out = 60 - sum(est.history[0, "batches", :, "train_batch_size"])
+    assert held_out == 15
+
+
 def test_holdout_split_is_the_tail_for_regression_and_stratified_for_classes():
     from skorch.dataset import Dataset
 
