@@ -218,9 +218,11 @@ def render(args, command, rows, profile, compile_s, sizes, load_before, load_aft
                              f"**x{cell['QL numba']['ratio_to_lstm']:.2f}** | {cell['QL numba']['median_ms']:.1f} | "
                              f"x{cell['QL numba']['cpu_ratio_to_lstm']:.2f} |")
         lines.append("")
+    from qlts.kernels._numba_blas import BLAS
+
     lines += [f"## Where the numba scan's time goes, {sizes[0]}, 1 thread", "",
               "Medians of CPU ms of each piece timed alone, interleaved. The recurrent GEMMs are the per-step BLAS "
-              "products (scipy's OpenBLAS, called from numba) with nothing else in the loop.", "",
+              f"products ({BLAS}, called from numba) with nothing else in the loop.", "",
               "| piece | ms |", "|---|---|"]
     lines += [f"| {k} | {v * 1e3:.1f} |" for k, v in profile.items()]
     if compile_s is None:

@@ -15,6 +15,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import njit
 
+from ._numba_blas import gemm_args, matmul
 from ._numba_math import fast_sigmoid, fast_tanh
 
 # The fused loops touch ~15 arrays; LLVM's default budget of 8 runtime alias checks would
@@ -46,12 +47,13 @@ def forward_chunk(xw, h0, c0, w_hh_t, bias_u, gamma, beta, alpha, kappa, lengths
     H = h0.shape[1]
     n = b1 - b0
     one, al, kp = _as_dtype(h0, alpha, kappa)
+    ints, scalars = gemm_args(h0)
     hb = h0[b0:b1].copy()  # h_{t-1}, updated in place (the GEMM reads it before the update)
     cb = c0[b0:b1].copy()
     zh = np.empty((n, 2 * H), dtype=h0.dtype)
     scratch_c = np.empty((n, H), dtype=h0.dtype)
     for t in range(T):
-        np.dot(hb, w_hh_t, zh)
+        matmul(hb, w_hh_t, zh, ints, scalars)
         for bb in range(n):
             b = b0 + bb
             o_row = out[t, b]
@@ -105,6 +107,7 @@ def backward_chunk(d_out, dh_n, dc_n, au_all, c_all, out, h0, c0, w_hh, gamma, b
     # regions of one array in the fused loop makes LLVM's alias checks fail (scalar code)
     d_us = np.empty((n, H), dtype=h0.dtype)
     one, al, kp = _as_dtype(h0, alpha, kappa)
+    ints, scalars = gemm_args(h0)
     cvx = one if convex else one - one
     for t in range(T - 1, -1, -1):
         slot = ring[t % skip]
@@ -158,7 +161,7 @@ def backward_chunk(d_out, dh_n, dc_n, au_all, c_all, out, h0, c0, w_hh, gamma, b
                 dc_row[j] = dcur * fg
         # dh_{t-1} = direct path + W_h^T dz_t: one BLAS product for the chunk
         dz[:, H:] = d_us
-        np.dot(dz, w_hh, dh_rec)
+        matmul(dz, w_hh, dh_rec, ints, scalars)
         d_z[t, b0:b1] = dz
         dh[:] = dh_direct
         dh += dh_rec
@@ -171,5 +174,6 @@ def backward_chunk(d_out, dh_n, dc_n, au_all, c_all, out, h0, c0, w_hh, gamma, b
 @njit(**_JIT)
 def gemm_steps(a, b, out, steps):
     """``steps`` BLAS products a @ b -> out: the per-step GEMM's cost alone (for profiling)."""
+    ints, scalars = gemm_args(a)
     for _ in range(steps):
-        np.dot(a, b, out)
+        matmul(a, b, out, ints, scalars)

@@ -11,12 +11,19 @@ or a non-CPU tensor, raises.
 
 Threads. The batch is cut into ``min(torch.get_num_threads(), batch)`` chunks of rows
 that run the whole time loop on their own Python thread (the kernels release the GIL),
-with no synchronisation between steps. numba's own threading layer is not used. While
-the chunks run, the BLAS that numba calls (scipy's OpenBLAS) is limited to one thread per
-caller with threadpoolctl, so chunks x BLAS threads never exceeds the torch thread count;
-the limit is restored when the scan returns. The GEMMs outside the loops are torch's and
-use torch's threads. So ``torch.set_num_threads(n)`` sets the parallelism of the whole
-scan; a batch of 1 runs its time loop on one core.
+with no synchronisation between steps. numba's own threading layer is not used. The
+per-step products call a Fortran ?gemm (:mod:`._numba_blas`: the MKL inside torch when
+torch exports it, else scipy's OpenBLAS) that is kept at one thread per chunk thread:
+MKL through its thread-local setting, OpenBLAS through threadpoolctl while any scan runs.
+So chunks x BLAS threads never exceeds the torch thread count, and the limits are
+restored when the scan returns. The GEMMs outside the loops are torch's and use torch's
+threads. ``torch.set_num_threads(n)`` therefore sets the parallelism of the whole scan; a
+batch of 1 runs its time loop on one core.
+
+Vectorisation. exp/sigmoid/tanh are branch-free numba code (:mod:`._numba_math`) so the
+element-wise loops compile to SIMD. Importing this module raises two LLVM vectoriser limits
+(runtime alias checks) for the whole process, for numba code compiled after the import;
+this changes which loops are vectorised, never results.
 
 Compilation. The kernels are compiled on first use per dtype and cached on disk
 (``cache=True``; numba's cache directory, ``NUMBA_CACHE_DIR`` to move it). A cold first
@@ -32,6 +39,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from . import _numba_blas as _blas_calls
 from . import _numba_scan as _k
 
 _DTYPES = (torch.float32, torch.float64)
@@ -89,12 +97,20 @@ def _run_chunks(kernel, batch, args_for):
     bounds = [(batch * k // n, batch * (k + 1) // n, k) for k in range(n)]
     pool = _enter(n - 1)
     try:
-        futures = [pool.submit(kernel, *args_for(*bound)) for bound in bounds[1:]]
-        kernel(*args_for(*bounds[0]))
+        futures = [pool.submit(_single_threaded, kernel, *args_for(*bound)) for bound in bounds[1:]]
+        _single_threaded(kernel, *args_for(*bounds[0]))
         for future in futures:
             future.result()
     finally:
         _exit()
+
+
+def _single_threaded(kernel, *args):
+    previous = _blas_calls.set_local_threads(1)  # MKL: this thread only
+    try:
+        kernel(*args)
+    finally:
+        _blas_calls.set_local_threads(previous)
 
 
 def _enter(workers):
