@@ -29,9 +29,10 @@ def scan(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths=No
     xw = x @ weight_ih.t()
     h, c = h0, c0
     outputs = []
-    for t in range(x.shape[0]):
+    # unbind, not xw[t]: indexing makes autograd allocate a full-size gradient per step
+    for t, xw_t in enumerate(xw.unbind(0)):
         h_skip = outputs[t - skip] if t >= skip else h0
-        h_new, c_new = qllstm_cell(xw[t], h, c, h_skip, weight_hh, bias_u, gamma, beta, alpha, convex)
+        h_new, c_new = qllstm_cell(xw_t, h, c, h_skip, weight_hh, bias_u, gamma, beta, alpha, convex)
         if lengths is None:
             h, c = h_new, c_new
             outputs.append(h)
