@@ -76,7 +76,7 @@ def run_one(args, dataset, horizon, seed, cell, splits):
     fit_rows, n_val, X_test, y_test = splits
     model = QLLSTMForecaster(LOOKBACK, horizon, segment_length=args.segment_length, hidden_size=args.hidden_size,
                              cell=cell, alpha=args.alpha, norm=args.norm, zero_head=args.zero_head, loss=args.loss,
-                             dropout=args.dropout, lr=args.lr, weight_decay=args.weight_decay,
+                             dropout=args.dropout, lr=args.lr, lr_decay=args.lr_decay, weight_decay=args.weight_decay,
                              max_epochs=args.max_epochs, batch_size=args.batch_size,
                              patience=args.patience, validation_fraction=n_val / len(fit_rows),
                              random_state=seed, verbose=0)
@@ -92,7 +92,7 @@ def run_one(args, dataset, horizon, seed, cell, splits):
             "recurrent_params": model.parameter_counts_["recurrent"], "total_params": model.parameter_counts_["total"],
             "hidden_size": args.hidden_size, "segment_length": args.segment_length, "loss": args.loss,
             "lr": args.lr, "dropout": args.dropout, "norm": args.norm, "alpha": args.alpha,
-            "zero_head": args.zero_head, "weight_decay": args.weight_decay,
+            "zero_head": args.zero_head, "lr_decay": args.lr_decay, "weight_decay": args.weight_decay,
             "max_epochs": args.max_epochs, "patience": args.patience, "batch_size": args.batch_size,
             "epochs_run": len(history), "best_epoch": int(np.argmin(history[:, "valid_loss"])) + 1,
             "best_valid": float(np.min(history[:, "valid_loss"])), "fit_seconds": seconds,
@@ -101,8 +101,8 @@ def run_one(args, dataset, horizon, seed, cell, splits):
 
 def summarise(frame):
     """Mean (std) over seeds per configuration and cell."""
-    keys = ["dataset", "horizon", "hidden_size", "segment_length", "loss", "lr", "dropout", "norm", "max_epochs",
-            "zero_head", "cell"]
+    keys = ["dataset", "horizon", "hidden_size", "segment_length", "loss", "lr", "lr_decay", "batch_size", "dropout",
+            "norm", "max_epochs", "zero_head", "cell"]
     g = frame.groupby(keys, dropna=False)
     out = g.agg(seeds=("seed", "nunique"), mse=("mse", "mean"), mse_std=("mse", "std"), mae=("mae", "mean"),
                 naive_mse=("naive_mse", "mean"), recurrent_params=("recurrent_params", "first"),
@@ -184,6 +184,7 @@ def main(argv=None):
     p.add_argument("--alpha", type=float, default=0.1)
     p.add_argument("--zero-head", action="store_true", help="start the output layer at zero (= the naive forecast)")
     p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--lr-decay", type=float, default=1.0, help="learning-rate factor per epoch")
     p.add_argument("--max-epochs", type=int, default=30)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=256)

@@ -14,7 +14,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetRegressor
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from tqdm.auto import tqdm
@@ -89,8 +89,9 @@ class QLLSTMForecaster(BaseEstimator):
         (``norm="last"``), and training moves away from it only as far as the data pays.
     loss : "mse" or "mae"
         Point-forecast training loss (ignored with quantiles).
-    dropout, lr, max_epochs, batch_size, weight_decay
-        Training. ``batch_size`` counts windows.
+    dropout, lr, lr_decay, max_epochs, batch_size, weight_decay
+        Training (Adam). ``lr_decay`` multiplies the learning rate after every epoch;
+        ``batch_size`` counts windows.
     patience, validation_fraction
         Early stopping on the last ``validation_fraction`` of the series (time-ordered; its
         windows never overlap training targets); the best epoch's weights are kept.
@@ -111,7 +112,7 @@ class QLLSTMForecaster(BaseEstimator):
     def __init__(self, lookback=96, horizon=24, *, segment_length=24, hidden_size=256, cell="qllstm", alpha=0.1,
                  skip=1, skip_mode="convex", learn_alpha=False, backend="auto", norm="last", affine=False,
                  channel_independent=True, quantiles=None, zero_head=False, loss="mse", dropout=0.5, lr=1e-3,
-                 max_epochs=30, batch_size=256, weight_decay=0.0, patience=5, validation_fraction=0.2,
+                 lr_decay=1.0, max_epochs=30, batch_size=256, weight_decay=0.0, patience=5, validation_fraction=0.2,
                  nan_policy="interpolate", device="auto", random_state=None, verbose=1):
         self.lookback = lookback
         self.horizon = horizon
@@ -131,6 +132,7 @@ class QLLSTMForecaster(BaseEstimator):
         self.loss = loss
         self.dropout = dropout
         self.lr = lr
+        self.lr_decay = lr_decay
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.weight_decay = weight_decay
@@ -153,6 +155,7 @@ class QLLSTMForecaster(BaseEstimator):
         check_choice("loss", self.loss, LOSSES)
         check_float("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
         check_float("lr", self.lr, low=0.0, high=np.inf, low_open=True, high_open=True)
+        check_float("lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
         check_float("weight_decay", self.weight_decay, low=0.0, high=np.inf, high_open=True)
         check_int("max_epochs", self.max_epochs, min_value=1)
         check_int("batch_size", self.batch_size, min_value=1)
@@ -210,6 +213,8 @@ class QLLSTMForecaster(BaseEstimator):
         seed_everything(self.random_state)
         criterion = PinballLoss if levels else (torch.nn.MSELoss if self.loss == "mse" else torch.nn.L1Loss)
         callbacks = [("progress", _EpochBar(bool(self.verbose)))]
+        if self.lr_decay < 1.0:  # multiply the learning rate by lr_decay after every epoch
+            callbacks.append(("lr_decay", LRScheduler(policy="ExponentialLR", gamma=self.lr_decay)))
         if valid is not None:
             callbacks.append(("early_stopping", EarlyStopping(patience=self.patience, load_best=True)))
         self.net_ = NeuralNetRegressor(
