@@ -27,7 +27,8 @@ def base_parser(description):
     """An ArgumentParser with the options every benchmark has: --quick, --out, --seeds, --threads, --device."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the small CI configuration (see the script docstring)")
-    parser.add_argument("--out", default=RESULTS_DIR, help="folder for the .md/.csv/.png results (default: %(default)s)")
+    parser.add_argument("--out", default=RESULTS_DIR,
+                        help="folder for the .md/.csv/.png results (default: %(default)s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="random seeds")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and BLAS threads (default 1; see setup())")
@@ -118,7 +119,7 @@ def mean_std(values, fmt="{:.2f}"):
         return "n/a"
     if len(values) == 1:
         return fmt.format(values[0])
-    return f"{fmt.format(statistics.mean(values))} ± {fmt.format(statistics.stdev(values))}"
+    return f"{fmt.format(statistics.mean(values))} ± {fmt.replace('+', '').format(statistics.stdev(values))}"
 
 
 def train_interleaved(estimators, X_train, y_train, X_valid, y_valid, *, epochs, patience, valid_loss, log=print):

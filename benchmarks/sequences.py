@@ -277,11 +277,18 @@ def stock_section(rows, info, args):
                           "**yes**" if pred_all else "no"])
     spans = "; ".join(f"{t} {info[t]['test_span'][0]}..{info[t]['test_span'][1]} ({info[t]['n'][2]} days)"
                       for t in args.tickers)
+    spread = max(abs(r["value"] / info[r["series"]]["zero_mse"] - 1) for r in rows)
+    close = [f"{r[1]} on {r[0]} (beats the baselines on {r[8]} seeds, margin {r[9]} SE)" for r in table
+             if r[-1] == "no" and r[8].split("/")[0] == r[8].split("/")[1]]
     verdict = ("The models marked yes met the rule on every seed; with one test period per ticker this is "
                "still not a claim of a tradable edge." if any_predictive else
-               "**No model is predictive.** Where a model beats the baselines at all, its directional margin "
-               "is within two standard errors of the better sign baseline, and its MSE is within a few percent "
-               "of the zero-return MSE: what chance alone gives.")
+               "**No model is predictive**: none beats the zero-return MSE and both sign baselines on every seed "
+               f"with a directional margin above two standard errors. Every MSE is within {100 * spread:.1f}% of "
+               "the zero-return forecast's MSE.")
+    if close:
+        verdict += (" Beat the baselines on every seed, but not by two standard errors on every seed: "
+                    + "; ".join(close) + f". Across {len(table)} ticker-model pairs a few such cases are expected "
+                    "by chance.")
     return [
         "## Financial: next-day log return of daily stocks", "",
         f"Input: the past {args.stock_lookback} trading days of (log return, log high/low, log close/open, change "
