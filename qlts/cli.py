@@ -12,10 +12,10 @@ def _adding(args):
 
 
 def _add_adding_arguments(parser):
-    from .demo import DEFAULT_T
+    from .demo import DEFAULT_STEPS, DEFAULT_T
 
     parser.add_argument("--T", type=int, default=DEFAULT_T, help=f"sequence length (default {DEFAULT_T})")
-    parser.add_argument("--steps", type=int, default=400, help="training steps per model")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per model")
     parser.add_argument("--hidden-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="qlts_demo_output", help="folder for the loss-curve PNG")
