@@ -1,5 +1,5 @@
 """CPU kernels: the fused numba QL-LSTM scan against torch.nn.LSTM (oneDNN), torch.nn.GRU and
-the QL-LSTM torch reference (at the first size only: it is slow).
+the QL-LSTM torch reference (at the first size and thread count only: it is slow).
 
 For each (B, T, d, H) and thread count, every model is timed interleaved in one process
 (round robin over models within each repeat, so load on a shared machine hits all of them
@@ -127,8 +127,8 @@ def profile_numba(size, repeats):
     pieces = {
         "input GEMM W_x x (torch)": lambda: x.detach() @ w_ih.detach().t(),
         "forward total (GEMM + loop)": lambda: numba_cpu._forward(*args, None, 1, True, save=True),
-        "T recurrent GEMMs h W_h^T alone (numba np.dot)": lambda: gemm_steps(hn, wt, z, T),
-        "T recurrent GEMMs dz W_h alone (numba np.dot)": lambda: gemm_steps(dz, w, dh, T),
+        "T recurrent GEMMs h W_h^T alone (numba, ?gemm)": lambda: gemm_steps(hn, wt, z, T),
+        "T recurrent GEMMs dz W_h alone (numba, ?gemm)": lambda: gemm_steps(dz, w, dh, T),
         "backward GEMMs dx, dW_x, dW_h (torch)": lambda: (zz @ w_ih.detach(), zz.t() @ x.detach().view(-1, d),
                                                           zz.t() @ torch.zeros(T * B, H)),
         "forward + backward total": lambda: layer(x)[0].sum().backward(),
@@ -171,7 +171,8 @@ def main(argv=None):
         for threads in args.threads:
             torch.set_num_threads(threads)
             for size in sizes:
-                med = bench_size(size, threads, args.repeats, with_reference=size == sizes[0])
+                first = size == sizes[0] and threads == args.threads[0]  # the reference is slow: one cell
+                med = bench_size(size, threads, args.repeats, with_reference=first)
                 for (model, mode), (sec, cpu) in med.items():
                     base, base_cpu = med["nn.LSTM", mode]
                     rows.append({"threads": threads, "B": size[0], "T": size[1], "d": size[2], "H": size[3],

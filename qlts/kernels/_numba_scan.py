@@ -5,9 +5,13 @@ interact in the recurrence, so chunks run on separate threads with no synchronis
 Per step: one BLAS product on a contiguous per-chunk state buffer, then one fused
 element-wise pass. All buffers are allocated once per call, never per step.
 
-Layouts (time-major, C-contiguous):
-  xw (T, B, 2, H) = W_x x (rows a, u);  d_z (T, B, 2H);   out (T, B, H);   c_all (T, B, H);   lengths (B,) int64 (T
-  where no lengths). Rows b >= lengths[b] keep their state and output zeros.
+Layouts (time-major, C-contiguous): xw (T, B, 2, H) = W_x x (rows a, u); d_z (T, B, 2H);
+out and c_all (T, B, H); lengths (B,) int64 (T where there are no lengths). Steps
+t >= lengths[b] keep row b's state and output zeros.
+
+Vectorisation: LLVM only keeps the SIMD version of a loop when its runtime alias checks
+pass, and they fail when one loop stores to two regions of the same array (e.g. [j] and
+[H + j] of one row); so each fused loop stores to each array at one place.
 """
 from __future__ import annotations
 
@@ -39,9 +43,9 @@ def forward_chunk(xw, h0, c0, w_hh_t, bias_u, gamma, beta, alpha, kappa, lengths
                   out, h_n, c_n, c_all, save):
     """Forward loop for rows [b0, b1).
 
-    xw[t, b] is overwritten in place with (a_t, u_t) (writing through another array that may
-    alias it would make LLVM fall back to scalar code). With save, c_all[t, b] receives c_t:
-    with (a, u) that is all the backward pass needs (it recomputes the gates).
+    xw[t, b] (rows a, u of a (2, H) array) is overwritten in place with (a_t, u_t). With
+    save, c_all[t, b] receives c_t: with (a, u) that is all the backward pass needs (it
+    recomputes the gates).
     """
     T = xw.shape[0]
     H = h0.shape[1]
