@@ -10,7 +10,7 @@ import numbers
 
 def check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(f"{name}: expected one of {list(choices)!r}, got {value!r}")
+        raise ValueError(f"{name}: expected one of {sorted(choices, key=str)!r}, got {value!r}")
     return value
 
 
