@@ -2,7 +2,9 @@
 __version__ = "0.1.0"
 
 # The estimators import torch and skorch: load them on first use, so `import qlts` stays light.
-_LAZY = {"QLLSTMClassifier": "qlts.estimators", "QLLSTMRegressor": "qlts.estimators"}
+_LAZY = {"QLLSTMClassifier": "qlts.estimators", "QLLSTMRegressor": "qlts.estimators",
+         "QLLSTMForecaster": "qlts.forecasting", "NaiveForecaster": "qlts.forecasting"}
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name):
