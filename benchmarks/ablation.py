@@ -208,6 +208,21 @@ def verdict(summary, task):
     return best, default, clear
 
 
+def clearly_worse(summary, task):
+    """Configurations whose mean trails the default's by more than the larger seed std."""
+    higher = METRIC[task][1]
+    cells = [s for s in summary if s["task"] == task]
+    default = next((s for s in cells if (s["skip"], s["alpha"]) == DEFAULT), None)
+    if default is None or default["n"] < 2:
+        return []
+    out = []
+    for s in cells:
+        gap = (default["mean"] - s["mean"]) if higher else (s["mean"] - default["mean"])
+        if s["n"] > 1 and gap > max(s["std"], default["std"]):
+            out.append(label(s["skip"], s["alpha"]))
+    return out
+
+
 def report(rows, summary, args, command, env, seconds):
     fmt = {"imdb": "{:.2f}", "adding": "{:.4f}", "etth1": "{:.4f}"}
     lines = ["# Ablation: skip distance K and skip weight alpha (convex mode)", "",
@@ -248,6 +263,15 @@ def report(rows, summary, args, command, env, seconds):
             extra = " Predicting the mean scores 0.1667."
         lines += [f"## {task}: {name} ({'higher' if higher else 'lower'} is better), mean ± std over seeds", "",
                   _common.md_table(header, body), "", extra.strip(), ""]
+        cells = [c for c in summary if c["task"] == task]
+        if task == "adding" and cells and min(c["mean"] for c in cells) > 1 / 6 - 0.01:
+            lines += ["**No configuration learned the task in this budget** (every mean is within 0.01 of the "
+                      "0.1667 of predicting the mean), so this run says nothing about K and alpha.", ""]
+        worse = clearly_worse(summary, task)
+        if worse:
+            lines += ["Worse than the default by more than the seed spread: " + ", ".join(worse) + ".", ""]
+            recommendations.append(f"- {task}: avoid {', '.join(worse)} (worse than the default beyond the seed "
+                                   "spread).")
         v = verdict(summary, task)
         if v:
             best, default, clear = v
