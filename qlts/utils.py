@@ -28,6 +28,25 @@ def seed_everything(random_state) -> None:
 
 
 @contextmanager
+def numba_threads_like_torch():
+    """Run numba parallel code with torch's thread count, and leave torch's count as it was.
+
+    Usable as a decorator. numba's OpenMP layer resets the process-wide OpenMP thread count
+    (which torch shares) when its pool starts, so without this a ``torch.set_num_threads(1)``
+    would silently become 2 after the first parallel numba call.
+    """
+    import numba
+
+    n = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+
+@contextmanager
 def atomic_write(path, mode="wb"):
     """Open a temp file beside ``path`` and rename it over ``path`` only on success,
     so a crash never leaves a half-written file."""
@@ -39,6 +58,9 @@ def atomic_write(path, mode="wb"):
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_choice, check_int
+from ..utils import numba_threads_like_torch
 from . import _kernels
 
 NAN_POLICIES = ("drop", "mask", "raise")
@@ -200,6 +201,7 @@ def _first_used_nan(checks, n_total, stride):
     return best
 
 
+@numba_threads_like_torch()
 def make_windows(data, lookback, horizon, *, stride=1, target=None, past_covariates=None,
                  future_covariates=None, nan_policy="drop", return_index=False,
                  target_history=True, normalize=None) -> Windows:
