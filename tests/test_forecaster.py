@@ -108,8 +108,8 @@ def test_quantiles_do_not_cross_and_median_is_the_point_forecast():
 def test_learns_a_seasonal_series_beyond_the_naive_forecast():
     y = seasonal_frame(800, seed=1)
     train, test = y.iloc[:-24], y.iloc[-24:]
-    model = QLLSTMForecaster(48, 24, segment_length=12, hidden_size=32, max_epochs=20, lr=3e-3, alpha=0.0,
-                             random_state=0, verbose=0, backend="torch").fit(train)
+    model = QLLSTMForecaster(48, 24, segment_length=12, hidden_size=32, max_epochs=20, lr=3e-3, batch_size=256,
+                             loss="mse", alpha=0.0, random_state=0, verbose=0, backend="torch").fit(train)
     mse = ((model.predict() - test) ** 2).to_numpy().mean()
     naive = ((NaiveForecaster().fit(train).predict(24) - test) ** 2).to_numpy().mean()
     assert mse < 0.5 * naive, (mse, naive)

@@ -114,8 +114,8 @@ def test_grid_search_picks_the_better_alpha_for_qllstm():
     rng = np.random.default_rng(0)
     y = pd.Series(np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(800),
                   index=pd.date_range("2024-01-01", periods=800, freq="h"), name="load")
-    base = QLLSTMForecaster(48, 24, segment_length=12, hidden_size=32, max_epochs=20, lr=3e-3, random_state=0,
-                            verbose=0, backend="torch")
+    base = QLLSTMForecaster(48, 24, segment_length=12, hidden_size=32, max_epochs=20, lr=3e-3, batch_size=256,
+                            loss="mse", random_state=0, verbose=0, backend="torch")
     search = ForecasterGridSearch(base, {"alpha": [0.95, 0.0]}, cv=BacktestFolds(752, 24, 24), refit_folds=False,
                                   refit=False).fit(y)
     assert search.best_params_ == {"alpha": 0.0}

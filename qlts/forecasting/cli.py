@@ -117,7 +117,7 @@ def _model_arguments(p):
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--cell", default="qllstm", choices=("qllstm", "lstm", "gru"))
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs (early stopping may end sooner)")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seed", type=int, default=0)
 
 

@@ -43,7 +43,8 @@ def run_forecast_demo(out_dir="qlts_demo_output", *, lookback=96, horizon=96, ma
     print(f"{name}: {len(frame)} rows x {frame.shape[1]} channels; fit on the first {n_fit}, then forecast "
           f"{horizon} steps from every step of the {len(frame) - n_fit} held-out rows (lookback {lookback})")
     model = QLLSTMForecaster(lookback, horizon, segment_length=segment_length, hidden_size=hidden_size,
-                             quantiles=(0.1, 0.9), max_epochs=max_epochs, patience=3, validation_fraction=0.2,
+                             quantiles=(0.1, 0.9), max_epochs=max_epochs, lr=1e-3, batch_size=256, patience=3,
+                             validation_fraction=0.2,
                              random_state=seed, verbose=verbose)
     start = time.perf_counter()
     model.fit(data.iloc[:n_fit])
