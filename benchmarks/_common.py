@@ -36,6 +36,18 @@ def base_parser(description):
     return parser
 
 
+def parse_model_args(parser, argv, quick_overrides):
+    """Parse, apply the --quick overrides, default to seeds 0-2, and always include the LSTM (the ratios' baseline)."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in quick_overrides.items():
+            setattr(args, key, value)
+    args.seeds = args.seeds or [0, 1, 2]
+    if "lstm" not in args.models:
+        args.models = ["lstm", *args.models]
+    return args
+
+
 _BLAS_LIMIT = None
 
 

@@ -59,14 +59,7 @@ def parse_args(argv):
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--valid-fraction", type=float, default=0.1)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    args = p.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
-    args.seeds = args.seeds or [0, 1, 2]
-    if "lstm" not in args.models:
-        args.models = ["lstm", *args.models]  # the ratios need the LSTM
-    return args
+    return _common.parse_model_args(p, argv, QUICK)
 
 
 def load_data(args):

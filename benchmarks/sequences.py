@@ -71,14 +71,7 @@ def parse_args(argv):
     p.add_argument("--aq-stride", type=int, default=3, help="hours between samples")
     p.add_argument("--stock-lookback", type=int, default=30, help="trading days of input")
     p.add_argument("--stock-max-days", type=int, default=0, help="use only the last N days (0: all)")
-    args = p.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
-    args.seeds = args.seeds or [0, 1, 2]
-    if "lstm" not in args.models:
-        args.models = ["lstm", *args.models]
-    return args
+    return _common.parse_model_args(p, argv, QUICK)
 
 
 def split_bounds(n, fractions):
