@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import functools
 import importlib
 
 BACKENDS = ("auto", "torch", "numba", "triton")
@@ -16,6 +17,7 @@ _MODULES = {"torch": "reference", "numba": "numba_cpu", "triton": "triton_gpu"}
 _import_errors: dict[str, Exception] = {}
 
 
+@functools.cache  # called on every forward: a failed optional import must not be retried each time
 def _load(name):
     try:
         return importlib.import_module(f"{__name__}.{_MODULES[name]}")
