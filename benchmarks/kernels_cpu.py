@@ -122,12 +122,16 @@ def profile_numba(size, repeats):
     args = (x.detach(), h0, h0, w_ih.detach(), w_hh.detach(), b_u.detach(), gamma.detach(), beta.detach(), alpha)
     hn, wt, z = np.zeros((B, H), np.float32), np.ascontiguousarray(w_hh.detach().numpy().T), np.zeros((B, 2 * H),
                                                                                                      np.float32)
+    xh = np.zeros((B, d + H), np.float32)
+    w_cat_t = np.ascontiguousarray(torch.cat([w_ih, w_hh], 1).detach().numpy().T)
     dz, w, dh = np.zeros((B, 2 * H), np.float32), w_hh.detach().numpy().copy(), np.zeros((B, H), np.float32)
     zz = torch.randn(T * B, 2 * H)
     pieces = {
         "input GEMM W_x x (torch)": lambda: x.detach() @ w_ih.detach().t(),
-        "forward total (GEMM + loop)": lambda: numba_cpu._forward(*args, None, 1, True, save=True),
+        "training forward total (GEMM + loop)": lambda: numba_cpu._forward(*args, None, 1, True),
         "T recurrent GEMMs h W_h^T alone (numba, ?gemm)": lambda: gemm_steps(hn, wt, z, T),
+        "inference forward total (no_grad: one product per step)": lambda: numba_cpu._infer(*args, None, 1, True),
+        "T fused products [x | h] [W_x | W_h]^T alone (numba, ?gemm)": lambda: gemm_steps(xh, w_cat_t, z, T),
         "T recurrent GEMMs dz W_h alone (numba, ?gemm)": lambda: gemm_steps(dz, w, dh, T),
         "backward GEMMs dx, dW_x, dW_h (torch)": lambda: (zz @ w_ih.detach(), zz.t() @ x.detach().view(-1, d),
                                                           zz.t() @ torch.zeros(T * B, H)),

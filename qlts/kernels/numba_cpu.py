@@ -6,7 +6,9 @@ BLAS product h W_h^T and one fused element-wise pass (gates, state, skip). Backw
 compiled reverse loop stores dz_t for every t (one BLAS product dz W_h per step carries
 dh back), accumulates the gradients of gamma, beta, b_u and alpha on the way, and then
 dW_x, dW_h and dx are one torch GEMM each. Under ``torch.no_grad()``, or when no input
-requires grad, nothing is saved for backward. float32 and float64 only; any other dtype,
+requires grad, nothing is saved for backward and the input projection is folded into the
+per-step product instead ([x_t | h_{t-1}] @ [W_x | W_h]^T): with no (a, u) to keep, a
+separate GEMM over all t would only write and re-read a (T, B, 2H) buffer. float32 and float64 only; any other dtype,
 or a non-CPU tensor, raises.
 
 Threads. The batch is cut into ``min(torch.get_num_threads(), batch)`` chunks of rows
@@ -139,22 +141,39 @@ def _exit():
             _limiter.restore_original_limits()
 
 
-def _forward(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths, skip, convex, save):
-    """Returns out, h_n, c_n and, with save, the tensors backward needs: (a, u) per step and c per step."""
+def _forward(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths, skip, convex):
+    """out, h_n, c_n and what backward needs: (a, u) per step (T, B, 2, H) and c per step."""
     T, B, _ = x.shape
     H = weight_hh.shape[1]
     a = float(alpha)
     kappa = 1.0 - a if convex else 1.0
     xw = (x.detach() @ weight_ih.detach().t()).contiguous().view(T, B, 2, H)  # becomes (a, u) in place
-    out = torch.empty(T, B, H, dtype=x.dtype)
-    h_n = torch.empty(B, H, dtype=x.dtype)
-    c_n = torch.empty(B, H, dtype=x.dtype)
-    c_all = torch.empty((T, B, H) if save else (1, 1, 1), dtype=x.dtype)
+    out, h_n, c_n = _outputs(T, B, H, x.dtype)
+    c_all = torch.empty(T, B, H, dtype=x.dtype)
     fixed = (xw.numpy(), _numpy(h0), _numpy(c0), _numpy(weight_hh.t()), _numpy(bias_u), _numpy(gamma),
              _numpy(beta), a, kappa, _lengths(lengths, T, B), skip)
-    outputs = (out.numpy(), h_n.numpy(), c_n.numpy(), c_all.numpy(), save)
+    outputs = (out.numpy(), h_n.numpy(), c_n.numpy(), c_all.numpy())
     _run_chunks(_k.forward_chunk, B, lambda b0, b1, k: fixed + (b0, b1) + outputs)
     return out, h_n, c_n, xw, c_all
+
+
+def _infer(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths, skip, convex):
+    """out, h_n, c_n with nothing saved: one product per step against [W_x | W_h]^T."""
+    T, B, _ = x.shape
+    H = weight_hh.shape[1]
+    a = float(alpha)
+    kappa = 1.0 - a if convex else 1.0
+    w_cat_t = torch.cat([weight_ih.detach(), weight_hh.detach()], 1).t()
+    out, h_n, c_n = _outputs(T, B, H, x.dtype)
+    fixed = (_numpy(x), _numpy(h0), _numpy(c0), _numpy(w_cat_t), _numpy(bias_u), _numpy(gamma), _numpy(beta), a,
+             kappa, _lengths(lengths, T, B), skip)
+    outputs = (out.numpy(), h_n.numpy(), c_n.numpy())
+    _run_chunks(_k.infer_chunk, B, lambda b0, b1, k: fixed + (b0, b1) + outputs)
+    return out, h_n, c_n
+
+
+def _outputs(T, B, H, dtype):
+    return torch.empty(T, B, H, dtype=dtype), torch.empty(B, H, dtype=dtype), torch.empty(B, H, dtype=dtype)
 
 
 def _lengths(lengths, T, B):
@@ -165,7 +184,7 @@ class _Scan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths, skip, convex):
         out, h_n, c_n, au, c_all = _forward(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths,
-                                            skip, convex, save=True)
+                                            skip, convex)
         ctx.save_for_backward(x, h0, c0, weight_ih, weight_hh, gamma, beta, alpha, out, au, c_all)
         ctx.lengths, ctx.skip, ctx.convex = lengths, skip, convex
         return out, h_n, c_n
@@ -209,5 +228,4 @@ def scan(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths=No
     inputs = (x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
         return _Scan.apply(*inputs, lengths, skip, bool(convex))
-    out, h_n, c_n, _, _ = _forward(*inputs, lengths, skip, bool(convex), save=False)
-    return out, h_n, c_n
+    return _infer(*inputs, lengths, skip, bool(convex))
