@@ -97,6 +97,7 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
         if np.isnan(flat).all(axis=0).any():
             raise ValueError("X: expected at least one non-NaN value per channel, got an all-NaN channel")
         if self.method == "standard":
+            flat = flat.astype(np.float64, copy=False)  # float32 squares overflow beyond ~1e19
             center, spread = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
         elif self.method == "minmax":
             lo, hi = np.nanmin(flat, axis=0), np.nanmax(flat, axis=0)
@@ -108,6 +109,10 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
             center, spread = med, q_hi - q_lo
         self.center_ = np.asarray(center, dtype=np.float64)
         self.scale_ = _safe(np.asarray(spread, dtype=np.float64))
+        overflow = ~(np.isfinite(self.center_) & np.isfinite(self.scale_))
+        if overflow.any():
+            raise ValueError(f"X: expected values whose per-channel statistics fit in float64, got an overflow "
+                             f"(values too large) in channel(s) {np.flatnonzero(overflow).tolist()}")
         self.n_features_in_ = X3.shape[2]
         return self
 
@@ -119,17 +124,24 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
                              f"got {X3.shape[2]}")
         return X3, was_2d
 
+    def _apply(self, X, inverse):
+        X3, was_2d = self._checked(X)
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            center, scale = self.center_.astype(X3.dtype), self.scale_.astype(X3.dtype)
+            out = X3 * scale + center if inverse else (X3 - center) / scale
+        if not np.isfinite(out).all() and (~np.isfinite(out) & ~np.isnan(X3)).any():
+            # finite in, non-finite out: the statistics or the result do not fit X's dtype
+            raise ValueError(f"X: expected values that stay within the {X3.dtype} range when "
+                             f"{'un' if inverse else ''}scaled, got an overflow; pass float64 values")
+        return out[:, :, 0] if was_2d else out
+
     def transform(self, X):
         """Scale X; returns a new array of X's shape (float32 stays float32)."""
-        X3, was_2d = self._checked(X)
-        out = (X3 - self.center_.astype(X3.dtype)) / self.scale_.astype(X3.dtype)
-        return out[:, :, 0] if was_2d else out
+        return self._apply(X, inverse=False)
 
     def inverse_transform(self, X):
         """Undo :meth:`transform`."""
-        X3, was_2d = self._checked(X)
-        out = X3 * self.scale_.astype(X3.dtype) + self.center_.astype(X3.dtype)
-        return out[:, :, 0] if was_2d else out
+        return self._apply(X, inverse=True)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
