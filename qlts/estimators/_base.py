@@ -22,6 +22,7 @@ from torch.utils.data import Subset
 
 from .._validation import check_choice, check_float, check_int
 from ..nn.encoder import CELLS, POOLINGS, SequenceModel
+from ..parallel import limit_threads_in_worker
 from ..utils import resolve_device
 from . import _persist
 from ._data import as_sequences, check_n_channels
@@ -307,6 +308,9 @@ class QLLSTMEstimatorBase:
 
     def _prepare_training(self, X, y, *, reset, classes=None):
         self._check_hyper_params()
+        limit_threads_in_worker()  # in a Dask worker: one torch thread per task (qlts.parallel)
+        if is_dataset(X):  # e.g. qlts.preprocessing.LazyWindows: skorch batches it as it is
+            return self._prepare_dataset(X, y, reset=reset), None
         seq = as_sequences(X, vocab_size=self.vocab_size)
         if not reset:
             check_n_channels(seq, self.n_features_in_, type(self).__name__)
@@ -314,6 +318,10 @@ class QLLSTMEstimatorBase:
         if reset:
             self.n_features_in_ = seq.n_channels
         return seq.as_net_input(), target
+
+    def _prepare_dataset(self, dataset, y, *, reset):
+        raise TypeError(f"X: {type(self).__name__} expects arrays or lists of sequences, got a torch Dataset "
+                        f"({type(dataset).__name__}); QLLSTMRegressor takes datasets of (x, y) pairs")
 
     # --- fitting ------------------------------------------------------------------------
     def fit(self, X, y, **fit_params):

@@ -52,6 +52,29 @@ class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
                              f"got {target.shape[1]}")
         return target
 
+    def _prepare_dataset(self, dataset, y, *, reset):
+        """A torch Dataset of (x, y) pairs, x (T, F) and y (k,), such as
+        :class:`qlts.preprocessing.LazyWindows`: skorch batches it as it is. The first item
+        gives the feature and output counts."""
+        if y is not None:
+            raise ValueError(f"y: expected None when X is a Dataset of (x, y) pairs, got {type(y).__name__}")
+        if not len(dataset):
+            raise ValueError(f"X: expected a Dataset with at least 1 item, got an empty {type(dataset).__name__}")
+        item = dataset[0]
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ValueError(f"X: expected a Dataset whose items are (x, y) pairs, got a {type(item).__name__}")
+        x0, y0 = (np.asarray(v) for v in item)
+        if x0.ndim != 2 or y0.ndim != 1:
+            raise ValueError(f"X: expected Dataset items (x, y) with x of shape (T, F) and y of shape (k,), got "
+                             f"shapes {x0.shape} and {y0.shape}")
+        n_features, n_outputs = x0.shape[1], y0.shape[0]
+        if reset:  # predict then returns (n, k), as for a 2-D y
+            self.n_features_in_, self.n_outputs_, self.target_ndim_ = n_features, n_outputs, 2
+        elif (n_features, n_outputs) != (self.n_features_in_, self.n_outputs_):
+            raise ValueError(f"X: expected Dataset items with {self.n_features_in_} features and {self.n_outputs_} "
+                             f"target(s) as in the first fit, got {n_features} and {n_outputs}")
+        return dataset
+
     def predict(self, X):
         """Predictions as float64: (n,) when fit saw a 1-D y, else (n, k)."""
         out = NeuralNet.predict_proba(self, self._net_input(X)).astype(np.float64)
