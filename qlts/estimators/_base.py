@@ -25,6 +25,7 @@ from ..nn.encoder import CELLS, POOLINGS, SequenceModel
 from ..parallel import limit_threads_in_worker
 from ..utils import resolve_device
 from . import _persist
+from ._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fingerprint
 from ._data import as_sequences, check_n_channels
 
 # Max global L2 norm of the gradient per step. Recurrent nets occasionally produce a huge
@@ -86,6 +87,17 @@ PARAMETERS_DOC = """
         value gives the same model bit for bit. The caller's global torch RNG is untouched.
     verbose : int, default=0
         0 is silent; 1 prints a table per epoch and a progress bar over the batches.
+    on_nan : {"raise", "restore", "skip_batch"}, default="raise"
+        What a NaN or infinite loss or gradient does: "raise" restores the weights of the last
+        complete epoch and raises :class:`qlts.estimators._callbacks.DivergenceError` (a
+        FloatingPointError) naming the epoch and batch; "restore" restores them and stops with
+        a warning; "skip_batch" skips that batch's optimizer step and counts it in the history
+        (``skipped_batches``). See :mod:`qlts.estimators._callbacks`.
+    checkpoint_dir : str, path or None, default=None
+        Write a checkpoint into this directory at every epoch end (atomically). A ``fit``
+        with the same hyper-parameters, data and directory resumes from it, ending bit for bit
+        where an uninterrupted CPU run ends; once finished, a rerun returns at once. Other
+        fits get their own file, so one directory can serve a grid search.
     **kwargs
         Any skorch ``NeuralNet`` argument: ``module__*`` (wins over the top-level values),
         ``optimizer__*``, ``callbacks``, ``iterator_train__*``, ``train_split``, ``criterion``...
@@ -157,7 +169,7 @@ class HoldOut:
         return Subset(dataset, train), Subset(dataset, valid)
 
 
-class QLLSTMEstimatorBase:
+class QLLSTMEstimatorBase(GuardedNetMixin):
     """Shared implementation; use :class:`QLLSTMClassifier` or :class:`QLLSTMRegressor`."""
 
     _default_criterion = None  # set by each estimator
@@ -167,7 +179,7 @@ class QLLSTMEstimatorBase:
                  skip_mode="convex", learn_alpha=False, dropout=0.0, pooling="last", embedding_dim=None,
                  vocab_size=None, backend="auto", lr=5e-3, max_epochs=20, batch_size=64, optimizer="adam",
                  early_stopping=False, patience=5, validation_fraction=0.1, gradient_clip=DEFAULT_GRADIENT_CLIP,
-                 device="auto", random_state=None, verbose=0, **kwargs):
+                 device="auto", random_state=None, verbose=0, on_nan="raise", checkpoint_dir=None, **kwargs):
         super().__init__(
             module=kwargs.pop("module", SequenceModel),
             criterion=kwargs.pop("criterion", self._default_criterion),
@@ -192,6 +204,8 @@ class QLLSTMEstimatorBase:
         self.validation_fraction = validation_fraction
         self.gradient_clip = gradient_clip
         self.random_state = random_state
+        self.on_nan = on_nan
+        self.checkpoint_dir = checkpoint_dir
 
     # --- device="auto" ----------------------------------------------------------------
     # skorch reads self.device wherever it moves tensors, so the attribute resolves "auto"
@@ -277,6 +291,7 @@ class QLLSTMEstimatorBase:
         if self.gradient_clip is not None:
             check_float("gradient_clip", self.gradient_clip, low=0.0, high=float("inf"))
         optimizer_class(self.optimizer)
+        check_choice("on_nan", self.on_nan, ON_NAN)
 
     def _seed(self):
         """An int seed from random_state (an int, a RandomState or None)."""
@@ -335,6 +350,10 @@ class QLLSTMEstimatorBase:
         with self._seeded():
             if reset:
                 self.initialize()
+            if reset and self.checkpoint_dir is not None:
+                fp = fingerprint(self.get_params(deep=False), X_net, target)
+                done = self.training_guard_.resume(checkpoint_path(self.checkpoint_dir, type(self).__name__, fp), fp)
+                fit_params = {**fit_params, "epochs": max(self.max_epochs - done, 0)}
             super().partial_fit(X_net, target, **fit_params)
         return self
 

@@ -5,6 +5,7 @@ stopping on a time-ordered validation tail (restoring the best epoch), and an ep
 """
 from __future__ import annotations
 
+import json
 import numbers
 import warnings
 
@@ -16,11 +17,15 @@ from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetRegressor
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.dataset import Dataset
+from skorch.history import History
 from skorch.helper import predefined_split
 from tqdm.auto import tqdm
 
 from .._validation import check_choice, check_float, check_int
+from ..estimators import _persist
+from ..estimators._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fingerprint
 from ..nn.forecasting import FORECAST_CELLS, NORMS, SegRNN
+from ..parallel import limit_threads_in_worker
 from ..preprocessing import make_windows
 from ..utils import resolve_device, seed_everything
 from ._series import align_covariates, apply_nan_policy, as_frame, check_horizon, future_index
@@ -56,6 +61,18 @@ class _EpochBar(Callback):
 
     def on_train_end(self, net, **kwargs):
         self.bar_.close()
+
+
+class _ForecastNet(GuardedNetMixin, NeuralNetRegressor):
+    """skorch's regressor with the divergence guard and checkpoints (:mod:`qlts.estimators._callbacks`)."""
+
+    def __init__(self, *args, on_nan="raise", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.on_nan = on_nan
+
+
+FORMAT = "qlts.forecaster"
+FORMAT_VERSION = 1
 
 
 class QLLSTMForecaster(BaseEstimator):
@@ -107,6 +124,19 @@ class QLLSTMForecaster(BaseEstimator):
         Seeds the initialisation and shuffling; a CPU run is then reproducible.
     verbose : int
         1 shows an epoch progress bar on stderr.
+    on_nan : "raise", "restore" or "skip_batch"
+        What a NaN or infinite training loss or gradient does: "raise" restores the weights of
+        the last complete epoch and raises ``DivergenceError`` (a FloatingPointError) naming the
+        epoch and batch; "restore" restores them and stops with a warning; "skip_batch" skips
+        that batch's optimizer step and counts it in ``history_`` (see
+        :mod:`qlts.estimators._callbacks`).
+    checkpoint_dir : str, path or None
+        Write a checkpoint into this directory at every epoch end (atomically). A ``fit`` with
+        the same parameters, series and directory resumes from it and ends bit for bit where
+        an uninterrupted CPU run ends; once finished, a rerun returns at once.
+
+    ``save(path)`` / ``load(path)`` store a fitted forecaster without pickling (weights as
+    tensors, the rest as JSON, read back with ``weights_only=True``).
 
     Attributes (after ``fit``): ``net_`` (the skorch net), ``module_``, ``columns_``,
     ``covariate_columns_``, ``parameter_counts_`` ({"recurrent", "total"}), ``history_``.
@@ -116,7 +146,8 @@ class QLLSTMForecaster(BaseEstimator):
                  skip=1, skip_mode="convex", learn_alpha=False, backend="auto", norm="last", affine=False,
                  channel_independent=True, quantiles=None, zero_head=False, loss="mae", dropout=0.5, lr=3e-4,
                  lr_decay=1.0, max_epochs=30, batch_size=64, weight_decay=0.0, patience=5, validation_fraction=0.2,
-                 nan_policy="interpolate", device="auto", random_state=None, verbose=1):
+                 nan_policy="interpolate", device="auto", random_state=None, verbose=1, on_nan="raise",
+                 checkpoint_dir=None):
         self.lookback = lookback
         self.horizon = horizon
         self.segment_length = segment_length
@@ -145,6 +176,8 @@ class QLLSTMForecaster(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.on_nan = on_nan
+        self.checkpoint_dir = checkpoint_dir
 
     # -- validation ------------------------------------------------------------------------
 
@@ -164,6 +197,7 @@ class QLLSTMForecaster(BaseEstimator):
         check_int("batch_size", self.batch_size, min_value=1)
         check_int("patience", self.patience, min_value=1)
         check_float("validation_fraction", self.validation_fraction, low=0.0, high=1.0, high_open=True)
+        check_choice("on_nan", self.on_nan, ON_NAN)
         return self._quantile_levels()
 
     def _quantile_levels(self):
@@ -181,6 +215,7 @@ class QLLSTMForecaster(BaseEstimator):
     def fit(self, y, X=None):
         """Fit on the series ``y`` (and past-observed covariates ``X`` aligned with it)."""
         levels = self._check_params()
+        limit_threads_in_worker()  # in a Dask worker: one torch thread per task (qlts.parallel)
         frame = apply_nan_policy(as_frame(y, "y"), self.nan_policy, "y")
         cov = align_covariates(X, frame, "X")
         if cov is not None:
@@ -212,16 +247,29 @@ class QLLSTMForecaster(BaseEstimator):
         if use_val:
             Xv, yv = make_windows(z[train_end - L:], L, H, target=list(range(k)))[:2]
             valid = Dataset(Xv, yv) if len(Xv) else None
-        device = resolve_device(self.device)
         seed_everything(self.random_state)
+        self.net_ = self._make_net(k, values.shape[1] - k, levels, valid)
+        self.net_.initialize()
+        fit_params = {}
+        if self.checkpoint_dir is not None:
+            fp = fingerprint(self.get_params(), Xw, yw, *((valid.X, valid.y) if valid is not None else ()))
+            done = self.net_.training_guard_.resume(checkpoint_path(self.checkpoint_dir, type(self).__name__, fp), fp)
+            fit_params["epochs"] = max(self.max_epochs - done, 0)
+        self.net_.partial_fit(Xw, yw, **fit_params)
+        self._set_fitted(levels, frame, cov)
+        return self
+
+    def _make_net(self, k, n_covariates, levels, valid):
+        """The (uninitialised) skorch net for k targets and n_covariates covariates."""
+        L, H = self.lookback, self.horizon
         criterion = PinballLoss if levels else (torch.nn.MSELoss if self.loss == "mse" else torch.nn.L1Loss)
         callbacks = [("progress", _EpochBar(bool(self.verbose)))]
         if self.lr_decay < 1.0:  # multiply the learning rate by lr_decay after every epoch
             callbacks.append(("lr_decay", LRScheduler(policy="ExponentialLR", gamma=self.lr_decay)))
         if valid is not None:
             callbacks.append(("early_stopping", EarlyStopping(patience=self.patience, load_best=True)))
-        self.net_ = NeuralNetRegressor(
-            SegRNN, module__n_targets=k, module__n_covariates=values.shape[1] - k, module__lookback=L,
+        return _ForecastNet(
+            SegRNN, module__n_targets=k, module__n_covariates=n_covariates, module__lookback=L,
             module__horizon=H, module__segment_length=self.segment_length, module__d_model=self.hidden_size,
             module__cell=self.cell, module__dropout=self.dropout, module__norm=self.norm,
             module__affine=self.affine, module__channel_independent=self.channel_independent,
@@ -232,8 +280,10 @@ class QLLSTMForecaster(BaseEstimator):
             optimizer=torch.optim.Adam, optimizer__weight_decay=self.weight_decay, lr=self.lr,
             max_epochs=self.max_epochs, batch_size=self.batch_size, iterator_train__shuffle=True,
             train_split=predefined_split(valid) if valid is not None else None, callbacks=callbacks,
-            device=device, verbose=0)
-        self.net_.fit(Xw, yw)
+            device=resolve_device(self.device), verbose=0, on_nan=self.on_nan)
+
+    def _set_fitted(self, levels, frame, cov):
+        L = self.lookback
         self.module_ = self.net_.module_
         self.history_ = self.net_.history
         self.parameter_counts_ = self.module_.parameter_counts()
@@ -342,3 +392,74 @@ class QLLSTMForecaster(BaseEstimator):
         data = out[:, :, cols].reshape(h, -1)
         columns = pd.MultiIndex.from_product([self.columns_, wanted], names=["column", "quantile"])
         return pd.DataFrame(data, index=future_index(frame.index, h), columns=columns)
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the fitted forecaster to ``path`` without pickling: the weights, ``mean_``, ``scale_``
+        and the context rows (with their index, so ``predict``'s future timestamps survive) as
+        tensors; parameters, columns and history as JSON. Same file family as the estimators'
+        ``save`` (:mod:`qlts.estimators._persist`): checksummed, written atomically."""
+        check_is_fitted(self, "net_")
+        given = self.get_params()
+        params = {name: _persist.jsonable(name, value) for name, value in given.items()}
+        fitted = {"columns": self.columns_, "covariate_columns": self.covariate_columns_,
+                  "quantile_levels": self.quantile_levels_, "history": self.history_.to_list()}
+        for name in ("columns", "covariate_columns"):
+            if fitted[name] is not None and json.loads(json.dumps(fitted[name])) != fitted[name]:
+                raise ValueError(f"save: expected column labels that are str or int, got {fitted[name]!r}")
+        frames = {"context": self.context_, "covariate_context": self.covariate_context_}
+        _persist.write_payload(path, FORMAT, FORMAT_VERSION, {
+            "estimator": type(self).__name__,
+            "config": json.dumps({"params": params, "fitted": fitted}, default=_persist.json_default),
+            "state_dict": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
+            "mean": torch.from_numpy(np.asarray(self.mean_, dtype=np.float64)),
+            "scale": torch.from_numpy(np.asarray(self.scale_, dtype=np.float64)),
+            "frames": {name: _frame_payload(f) for name, f in frames.items() if f is not None},
+        })
+
+    @classmethod
+    def load(cls, path):
+        """A fitted forecaster read from a file written by :meth:`save` (``weights_only=True``: nothing
+        is unpickled). Any other, truncated or corrupted file is a ValueError naming ``path``."""
+        payload, config = _persist.read_saved(path, cls, FORMAT, FORMAT_VERSION, "forecaster")
+        est = cls(**config["params"])
+        fitted = config["fitted"]
+        levels = None if fitted["quantile_levels"] is None else tuple(fitted["quantile_levels"])
+        frames = {name: _frame_from_payload(f, fitted["columns" if name == "context" else "covariate_columns"])
+                  for name, f in payload["frames"].items()}
+        est.mean_, est.scale_ = payload["mean"].numpy(), payload["scale"].numpy()
+        n_covariates = len(fitted["covariate_columns"] or [])
+        est.net_ = est._make_net(len(fitted["columns"]), n_covariates, levels, valid=None)
+        with torch.random.fork_rng(devices=[]):  # the random init is overwritten: keep the caller's RNG
+            est.net_.initialize()
+        est.net_.module_.load_state_dict(payload["state_dict"])
+        est.net_.history_ = History(fitted["history"])
+        est._set_fitted(levels, frames["context"], frames.get("covariate_context"))
+        return est
+
+
+def _frame_payload(frame):
+    """A float frame and its index (datetime or integer) as tensors and plain values."""
+    index = frame.index
+    if isinstance(index, pd.DatetimeIndex):
+        kind = {"kind": "datetime", "unit": index.unit, "tz": None if index.tz is None else str(index.tz),
+                "freq": index.freqstr}
+        ticks = index.asi8
+    else:
+        kind, ticks = {"kind": "integer"}, index.to_numpy(dtype=np.int64)
+    return {"values": torch.from_numpy(np.array(frame.to_numpy(dtype=np.float64))),  # np.array: a writable copy
+            "index": torch.from_numpy(np.array(ticks, dtype=np.int64)), **kind}
+
+
+def _frame_from_payload(payload, columns):
+    ticks = payload["index"].numpy()
+    if payload["kind"] == "datetime":
+        index = pd.DatetimeIndex(ticks.astype(f"datetime64[{payload['unit']}]"))
+        if payload["tz"] is not None:
+            index = index.tz_localize("UTC").tz_convert(payload["tz"])
+        if payload["freq"] is not None:
+            index = pd.DatetimeIndex(index, freq=payload["freq"])
+    else:
+        index = pd.Index(ticks)
+    return pd.DataFrame(payload["values"].numpy(), index=index, columns=columns)

@@ -1,0 +1,332 @@
+"""Training safety shared by the estimators and the forecaster: checkpoint/resume and the divergence guard.
+
+Both train a skorch net that mixes in :class:`GuardedNetMixin`. The mixin appends one
+:class:`TrainingGuard` callback *after* every other callback, so that at an epoch end the guard
+sees the state every other callback (early stopping, the learning-rate schedule) has just updated.
+
+**Checkpoints** (``checkpoint_dir``). At every epoch end, and once more when training ends, the
+guard writes ``<checkpoint_dir>/<EstimatorClass>-<fingerprint[:16]>.ckpt`` atomically (temp file,
+then rename: a kill never leaves a half-written checkpoint). It holds the weights, the optimizer
+state, the torch/numpy/python RNG states, the history, the state of the other callbacks (early
+stopping's best weights and patience count, the learning-rate scheduler) and whether training
+finished. The fingerprint is a SHA-256 of every hyper-parameter (except ``verbose`` and
+``checkpoint_dir``) and of the training data (dtype, shape and bytes).
+
+A ``fit`` with the same hyper-parameters, data and ``checkpoint_dir`` resumes from that file: it
+restores everything above and trains only the remaining epochs, so on a CPU the result is bit for
+bit the uninterrupted run's. A finished fit's checkpoint makes a rerun return at once with the
+final state. Checkpoints are taken at epoch ends only, so a fit killed mid-epoch redoes that
+epoch from its start (the batch position of every checkpoint is 0).
+
+A fit with *other* hyper-parameters or data gets another file name, so it never resumes from, or
+overwrites, someone else's checkpoint; it starts fresh, with a ``UserWarning`` when the directory
+holds checkpoints of other fits of the same class (so a typo in a hyper-parameter does not
+silently restart a long run). One directory can thus serve a whole ``GridSearchCV``. Only
+``fit`` from scratch reads and writes checkpoints; ``partial_fit`` and warm-start fits do not.
+Checkpoints are read with ``torch.load(weights_only=True)`` and checksummed (see ``_persist``).
+
+**Divergence guard** (``on_nan``). After every backward pass, before the optimizer step, the loss
+and every gradient are checked. If one is NaN or infinite:
+
+- ``"raise"`` (default): the weights and optimizer state go back to the last finite state (the
+  end of the last complete epoch, or the start of training) and :class:`DivergenceError` is
+  raised, naming the epoch and the batch;
+- ``"restore"``: the same restore, then training stops with a ``UserWarning``; the estimator is
+  fitted and usable (with early stopping, its end-of-training rule still applies: the best
+  epoch's weights are loaded);
+- ``"skip_batch"``: that batch's optimizer step is skipped (no parameter or optimizer state
+  changes) and training goes on; each epoch's history row has ``skipped_batches``. The epoch's
+  ``train_loss`` is then non-finite too: it averages the losses of every batch, skipped or not.
+
+With "raise" and "restore" the unfinished epoch's history row stays (as skorch keeps it when
+training is interrupted), with ``non_finite_batch`` set to the batch number.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import random
+import re
+import warnings
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+
+from . import _persist
+
+ON_NAN = ("raise", "restore", "skip_batch")
+CHECKPOINT_FORMAT = "qlts.checkpoint"
+CHECKPOINT_VERSION = 1
+# Hyper-parameters that do not change what a fit computes.
+NOT_FINGERPRINTED = ("verbose", "checkpoint_dir")
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or gradient (``on_nan="raise"``).
+
+    ``epoch`` and ``batch`` (both 1-based) locate it. When it is raised, the weights and the
+    optimizer state are already back at the last finite state.
+    """
+
+    def __init__(self, message, *, epoch, batch):
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch
+
+
+# --- fingerprint ------------------------------------------------------------------------------
+
+def _canonical(value):
+    """A JSON-able stand-in for a hyper-parameter value, stable across processes."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))  # object reprs carry addresses that change per run
+
+
+def _data_leaves(data):
+    if isinstance(data, dict):
+        for key in sorted(data):
+            yield from _data_leaves(data[key])
+    elif isinstance(data, (list, tuple)):
+        for item in data:
+            yield from _data_leaves(item)
+    elif data is not None:
+        yield data
+
+
+def fingerprint(params, *data):
+    """SHA-256 hex digest of the hyper-parameters (minus :data:`NOT_FINGERPRINTED`) and the data arrays."""
+    digest = hashlib.sha256()
+    kept = {k: _canonical(v) for k, v in params.items() if k not in NOT_FINGERPRINTED}
+    digest.update(json.dumps(kept, sort_keys=True).encode())
+    for leaf in _data_leaves(data):
+        arr = leaf.detach().cpu().numpy() if isinstance(leaf, torch.Tensor) else np.asarray(leaf)
+        digest.update(f"|{arr.dtype.str}{arr.shape}|".encode())
+        if arr.dtype.kind == "O":
+            digest.update(repr(arr.tolist()).encode())
+        else:
+            digest.update(np.ascontiguousarray(arr).view(np.uint8).tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_path(checkpoint_dir, owner, fp):
+    """Where a fit of ``owner`` (an estimator class name) with fingerprint ``fp`` keeps its checkpoint."""
+    return os.path.join(os.fspath(checkpoint_dir), f"{owner}-{fp[:16]}.ckpt")
+
+
+# --- RNG and callback state as plain values (weights_only loads nothing else) ---------------
+
+def _rng_state():
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state["numpy"] = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _plain(value):
+    """``value`` as types ``torch.load(weights_only=True)`` accepts, or ``_SKIP``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        return _SKIP if any(v is _SKIP for v in items) else type(value)(items)
+    if isinstance(value, dict):
+        items = {k: _plain(v) for k, v in value.items()}
+        return _SKIP if any(v is _SKIP or not isinstance(k, (str, int)) for k, v in items.items()) else items
+    if not isinstance(value, type) and hasattr(value, "state_dict") and hasattr(value, "load_state_dict"):
+        # e.g. an LR scheduler
+        return {"__state_dict__": _plain(value.state_dict())}
+    return _SKIP
+
+
+_SKIP = object()
+
+
+def _callback_state(net, skip):
+    """The fitted attributes (``name_``) of every callback that can be stored as plain values."""
+    states = {}
+    for name, cb in net.callbacks_:
+        if cb is skip:
+            continue
+        attrs = {}
+        for attr, value in vars(cb).items():
+            if attr.endswith("_") and not attr.startswith("_"):
+                plain = _plain(value)
+                if plain is not _SKIP:
+                    attrs[attr] = plain
+        states[name] = attrs
+    return states
+
+
+def _set_callback_state(net, states):
+    callbacks = dict(net.callbacks_)
+    for name, attrs in states.items():
+        cb = callbacks.get(name)
+        for attr, value in attrs.items() if cb is not None else ():
+            if isinstance(value, dict) and "__state_dict__" in value:
+                getattr(cb, attr).load_state_dict(value["__state_dict__"])
+            else:
+                setattr(cb, attr, value)
+
+
+# --- the callback -----------------------------------------------------------------------------
+
+class TrainingGuard(Callback):
+    """Checkpoints and the divergence guard for a skorch net (see the module docstring)."""
+
+    def __init__(self, on_nan="raise"):
+        self.on_nan = on_nan
+
+    def initialize(self):
+        self.path_ = None
+        self.fingerprint_ = None
+        self.pending_ = None
+        self.last_finite_ = None
+        self.skipped_ = 0
+        self.batch_ = 0
+        return self
+
+    # checkpoint set-up, called by fit before training
+    def resume(self, path, fp):
+        """Use ``path`` for checkpoints; returns how many epochs it already holds (0 if none)."""
+        self.path_, self.fingerprint_, self.pending_ = path, fp, None
+        if not os.path.exists(path):
+            directory, name = os.path.split(path)
+            os.makedirs(directory, exist_ok=True)
+            owner = name.split("-")[0] + "-"
+            others = [f for f in os.listdir(directory) if f.startswith(owner) and f.endswith(".ckpt")]
+            if others:
+                warnings.warn(f"checkpoint_dir {directory!r} holds checkpoints of other fits ({', '.join(sorted(others))}) "
+                              f"with different hyper-parameters or data; starting fresh in {name}",
+                              UserWarning, stacklevel=4)
+            return 0
+        payload = _persist.read_payload(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint")
+        if payload["fingerprint"] != fp:
+            raise ValueError(f"{path}: expected a checkpoint of this fit (fingerprint {fp[:16]}...), got one of "
+                             f"another fit (fingerprint {payload['fingerprint'][:16]}...); remove the file")
+        self.pending_ = payload
+        return int(payload["epoch"])
+
+    def _write(self, net, *, finished):
+        payload = {
+            "fingerprint": self.fingerprint_,
+            "epoch": len(net.history),
+            "finished": finished,
+            "module": {k: v.detach().cpu() for k, v in net.module_.state_dict().items()},
+            "optimizer": _plain(net.optimizer_.state_dict()),
+            "history": json.dumps(net.history.to_list(), default=_persist.json_default),
+            "callbacks": _callback_state(net, skip=self),
+            "rng": _rng_state(),
+        }
+        _persist.write_payload(self.path_, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, payload)
+
+    def _snapshot(self, net):
+        """Keep the current (finite) weights and optimizer state to restore on divergence."""
+        if self.on_nan != "skip_batch":
+            self.last_finite_ = (copy.deepcopy(net.module_.state_dict()), copy.deepcopy(net.optimizer_.state_dict()))
+
+    def on_train_begin(self, net, **kwargs):
+        # Runs after every other callback's on_train_begin, which reset their state.
+        pending, self.pending_ = self.pending_, None
+        if pending is not None:
+            net.module_.load_state_dict(pending["module"])
+            net.optimizer_.load_state_dict(pending["optimizer"])
+            net.history.clear()
+            net.history.extend(json.loads(pending["history"]))
+            _set_callback_state(net, pending["callbacks"])
+            _set_rng_state(pending["rng"])
+        self.resumed_finished_ = pending is not None and pending["finished"]
+        self._snapshot(net)
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.skipped_ = 0
+        self.batch_ = 0
+
+    def check_step(self, net, loss):
+        """Called after the backward pass and before the optimizer step (by :class:`GuardedNetMixin`)."""
+        self.batch_ += 1
+        grads = [p.grad for p in net.module_.parameters() if p.grad is not None]
+        finite = torch.isfinite(loss.detach()).all()
+        if grads:
+            finite = finite & torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        if finite:
+            return
+        epoch = len(net.history)
+        where = f"epoch {epoch}, batch {self.batch_}"
+        if self.on_nan == "skip_batch":
+            for p in net.module_.parameters():
+                p.grad = None  # the optimizer leaves parameters without a gradient (and their state) alone
+            self.skipped_ += 1
+            return
+        module_state, optimizer_state = self.last_finite_
+        net.module_.load_state_dict(module_state)
+        net.optimizer_.load_state_dict(optimizer_state)
+        net.history.record("non_finite_batch", self.batch_)  # the row of the unfinished epoch (as skorch keeps it)
+        what = f"epoch {epoch - 1}" if epoch > 1 else "the start of training"
+        if self.on_nan == "raise":
+            raise DivergenceError(f"non-finite loss or gradient at {where} (loss {loss.item()!r}); the weights "
+                                  f"are restored to {what}. Lower lr, check the data for inf/NaN, or use "
+                                  "on_nan='skip_batch'", epoch=epoch, batch=self.batch_)
+        warnings.warn(f"non-finite loss or gradient at {where} (loss {loss.item()!r}); stopped training with "
+                      f"the weights of {what} (on_nan='restore')", UserWarning, stacklevel=2)
+        raise KeyboardInterrupt  # skorch's way to end training early (on_train_end still runs)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.on_nan == "skip_batch":
+            net.history.record("skipped_batches", self.skipped_)
+        self._snapshot(net)
+        if self.path_ is not None:
+            self._write(net, finished=False)
+
+    def on_train_end(self, net, **kwargs):
+        if self.path_ is not None and not self.resumed_finished_:
+            self._write(net, finished=True)
+
+
+class GuardedNetMixin:
+    """Mixin for a skorch net with an ``on_nan`` attribute: adds :class:`TrainingGuard` as the last
+    callback and hands it every training step's loss before the optimizer step."""
+
+    def initialize_callbacks(self):
+        super().initialize_callbacks()
+        self.callbacks_.append(("training_guard", TrainingGuard(self.on_nan).initialize()))
+        return self
+
+    @property
+    def training_guard_(self):
+        return dict(self.callbacks_)["training_guard"]
+
+    def train_step_single(self, batch, **fit_params):
+        step = super().train_step_single(batch, **fit_params)
+        self.training_guard_.check_step(self, step["loss"])
+        return step
