@@ -185,6 +185,8 @@ def class_labels(y, n_samples):
         check_classification_targets(y)
     except ValueError as exc:
         raise ValueError(f"y: {exc}") from exc
+    except TypeError as exc:  # labels of mixed types (0 and "b") cannot be sorted into classes_
+        raise TypeError(f"y: expected class labels of one type that can be sorted, got mixed types ({exc})") from exc
     return y
 
 
