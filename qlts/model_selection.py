@@ -61,7 +61,7 @@ def _score(name, metric, truth, pred, train):
 
 
 def backtest(forecaster, y, X=None, *, initial=None, step=None, horizon=None, window="expanding", refit=True,
-             metrics=("mse", "mae"), cv=None):
+             metrics=("mse", "mae"), cv=None, n_jobs=None):
     """Historical forecasts of ``forecaster`` over rolling cutoffs.
 
     Give the folds either as ``initial``/``step``/``horizon``/``window`` or as ``cv``, a
@@ -69,6 +69,8 @@ def backtest(forecaster, y, X=None, *, initial=None, step=None, horizon=None, wi
     at the first cutoff and then only forecasts from each later cutoff's history; an int n
     refits every n folds. ``metrics`` are names ("mse", "mae", "mase") or callables
     ``f(y_true, y_pred)``, computed on the original scale over all target columns.
+    ``n_jobs`` runs the fits in parallel through joblib (each model with the folds it forecasts),
+    so ``with joblib.parallel_backend("dask"):`` distributes them; the results do not depend on it.
 
     Returns ``(scores, forecasts)``: one row per fold (fold, cutoff, n_train, fit_time, metrics),
     and a long frame of every forecast (fold, cutoff, the timestamp, and per column the forecast
@@ -88,19 +90,32 @@ def backtest(forecaster, y, X=None, *, initial=None, step=None, horizon=None, wi
     else:
         every = check_int("refit", refit, min_value=1)
     scorers = {(m if isinstance(m, str) else getattr(m, "__name__", "metric")): get_metric(m) for m in metrics}
+    folds = list(enumerate(cv.split(len(frame))))
+    # one block per fitted model: it is fit at the block's first fold and forecasts the others
+    blocks = [folds[i:i + every] for i in range(0, len(folds), every)] if every else [folds]
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_backtest_block)(forecaster, frame, cov, isinstance(y, pd.Series), cv.horizon, block, scorers)
+        for block in blocks)
+    rows = [row for block_rows, _ in results for row in block_rows]
+    forecasts = [f for _, block_forecasts in results for f in block_forecasts]
+    return pd.DataFrame(rows), pd.concat(forecasts).rename_axis("time").reset_index()
+
+
+def _backtest_block(forecaster, frame, cov, series, horizon, folds, scorers):
+    """Fit a clone of ``forecaster`` at the first of ``folds`` and forecast from every fold's cutoff."""
     # pass the user's kind of object back (Series stays Series), sliced by position
-    as_user = (lambda f: f.iloc[:, 0]) if isinstance(y, pd.Series) else (lambda f: f)
+    as_user = (lambda f: f.iloc[:, 0]) if series else (lambda f: f)
     rows, forecasts, model = [], [], None
-    for fold, (start, cutoff) in enumerate(cv.split(len(frame))):
+    for fold, (start, cutoff) in folds:
         train_y, train_X = frame.iloc[start:cutoff], None if cov is None else cov.iloc[start:cutoff]
         fit_time = 0.0
-        if model is None or (every and fold % every == 0):
+        if model is None:
             model = clone(forecaster)
             t0 = time.perf_counter()
             model.fit(as_user(train_y), train_X)
             fit_time = time.perf_counter() - t0
-        pred = model.predict(cv.horizon, X=train_X, y=as_user(train_y))
-        truth = frame.iloc[cutoff:cutoff + cv.horizon]
+        pred = model.predict(horizon, X=train_X, y=as_user(train_y))
+        truth = frame.iloc[cutoff:cutoff + horizon]
         pred = pd.DataFrame(np.asarray(pred, dtype=np.float64).reshape(truth.shape), index=truth.index,
                             columns=truth.columns)
         row = {"fold": fold, "cutoff": frame.index[cutoff], "n_train": cutoff - start, "fit_time": fit_time}
@@ -110,7 +125,7 @@ def backtest(forecaster, y, X=None, *, initial=None, step=None, horizon=None, wi
         long = pd.concat({"forecast": pred, "actual": truth}, axis=1)
         long.columns = [f"{col}_{kind}" for kind, col in long.columns]
         forecasts.append(long.assign(fold=fold, cutoff=frame.index[cutoff]))
-    return pd.DataFrame(rows), pd.concat(forecasts).rename_axis("time").reset_index()
+    return rows, forecasts
 
 
 def _evaluate(forecaster, params, y, X, cv, refit_folds, scoring):
