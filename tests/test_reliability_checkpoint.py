@@ -2,14 +2,7 @@
 rerun with the same arguments ends bit for bit where an uninterrupted run ends."""
 from __future__ import annotations
 
-import glob
-import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 import warnings
 
 import numpy as np
@@ -18,103 +11,24 @@ import pytest
 import torch
 from sklearn.base import clone
 
+from _kill_resume import MAX_EPOCHS, checkpoint, trial
 from qlts import QLLSTMClassifier, QLLSTMForecaster, QLLSTMRegressor
-
-# The child fits a small model, long enough (about 0.2-0.5 s per epoch) to be killed mid-epoch.
-CHILD = textwrap.dedent("""
-    import json, sys
-    import numpy as np, pandas as pd, torch
-    from qlts import QLLSTMClassifier, QLLSTMForecaster
-    kind, ckpt_dir, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    rng = np.random.default_rng(0)
-    t = np.arange(1000.0)
-    X = rng.normal(size=(256, 40, 3)).astype("float32")
-    series = pd.DataFrame({"a": np.sin(t / 9) + rng.normal(0, .1, t.size), "b": np.cos(t / 5)},
-                          index=pd.date_range("2021-01-01", periods=t.size, freq="h"))
-
-    def fit(checkpoint_dir, out):
-        if kind == "classifier":
-            est = QLLSTMClassifier(hidden_size=8, max_epochs=5, batch_size=16, dropout=0.2, num_layers=2,
-                                   early_stopping=True, patience=3, random_state=0,
-                                   checkpoint_dir=checkpoint_dir).fit(X, (X[:, :, 0].sum(1) > 0).astype(int))
-            pred = est.predict_proba(X)
-        else:
-            est = QLLSTMForecaster(lookback=48, horizon=12, segment_length=12, hidden_size=8, max_epochs=5,
-                                   batch_size=16, lr=1e-3, lr_decay=0.9, patience=3, random_state=0, verbose=0,
-                                   checkpoint_dir=checkpoint_dir).fit(series)
-            pred = est.predict().to_numpy()
-        est.save(out + ".qlts")
-        np.save(out + ".npy", pred)
-        with open(out + ".json", "w") as fh:
-            json.dump([row["dur"] for row in est.history_], fh)
-
-    fit(ckpt_dir, out)
-    if len(sys.argv) > 4:  # then an uninterrupted run without checkpoints, in the same process
-        fit(None, sys.argv[4])
-""")
 
 
 def _checkpoint_epoch(ckpt_dir):
-    files = glob.glob(os.path.join(ckpt_dir, "*.ckpt"))
-    if not files:
-        return 0, None
-    payload = torch.load(files[0], weights_only=True)  # atomic writes: never a partial file
-    return payload["epoch"], payload
+    return checkpoint(str(ckpt_dir))[0]
 
 
-def run_child(script, kind, ckpt_dir, out, straight_out):
-    proc = subprocess.run([sys.executable, script, kind, ckpt_dir, out, straight_out], capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
-def kill_mid_epoch(script, kind, ckpt_dir, out, fraction=0.5):
-    """Start the child, wait for the checkpoints of epochs 1 and 2, SIGKILL it ``fraction`` of an
-    epoch later; returns the checkpoint payload that survived the kill."""
-    proc = subprocess.Popen([sys.executable, script, kind, ckpt_dir, out], stderr=subprocess.PIPE)
-    try:
-        seen, deadline = {}, time.monotonic() + 240
-        while len(seen) < 2 and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            epoch = _checkpoint_epoch(ckpt_dir)[0]
-            if epoch and epoch not in seen:
-                seen[epoch] = time.monotonic()
-            time.sleep(0.005)
-        (e1, t1), (e2, t2) = sorted(seen.items())
-        time.sleep(fraction * (t2 - t1) / (e2 - e1))
-        assert proc.poll() is None, "the fit ended before it could be killed: make it longer"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
-    return _checkpoint_epoch(ckpt_dir)[1]
-
-
-# The forecaster's resume is also proved in-process below (test_forecaster_resume_after_crash).
-@pytest.mark.parametrize("kind", ["classifier", pytest.param("forecaster", marks=pytest.mark.slow)])
+# The forecaster's and the regressor's resume are also proved in-process below.
+@pytest.mark.parametrize("kind", ["classifier", pytest.param("forecaster", marks=pytest.mark.slow),
+                                  pytest.param("regressor", marks=pytest.mark.slow)])
 def test_sigkill_mid_epoch_then_rerun_is_bit_identical(tmp_path, kind):
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    ckpt = str(tmp_path / "ckpt")
-    survived = kill_mid_epoch(str(script), kind, ckpt, str(tmp_path / "killed"))
-    assert 2 <= survived["epoch"] < 5 and not survived["finished"]
-    assert [f for f in os.listdir(ckpt) if not f.endswith(".ckpt")] == []  # no temp file left by the kill
-
-    run_child(str(script), kind, ckpt, str(tmp_path / "resumed"), str(tmp_path / "straight"))
-
-    cls = QLLSTMClassifier if kind == "classifier" else QLLSTMForecaster
-    resumed, straight = cls.load(tmp_path / "resumed.qlts"), cls.load(tmp_path / "straight.qlts")
-    named = dict(straight.module_.named_parameters())
-    for name, p in resumed.module_.named_parameters():
-        assert torch.equal(p, named[name]), name
-    assert np.array_equal(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "straight.npy"))
-    # The resumed run restored the epochs before the kill (their recorded durations are the killed run's).
-    k = survived["epoch"]
-    restored = json.loads((tmp_path / "resumed.json").read_text())[:k]
-    assert restored == [row["dur"] for row in json.loads(survived["history"])]
+    result = trial(str(tmp_path), kind, fraction=0.5)
+    assert result is not None, "the fit ended before it could be killed: make it longer"
+    assert 2 <= result["checkpoint_epoch"] < MAX_EPOCHS and not result["finished_before_kill"]
+    assert result["temp_files_left"] == 0  # the kill left no half-written checkpoint
+    assert result["resumed_from_checkpoint"]
+    assert result["weights_equal"] and result["predictions_equal"]
 
 
 def _data():
@@ -151,7 +65,7 @@ def test_regressor_resume_after_crash_with_early_stopping(tmp_path, monkeypatch)
         crash_at_step(m, QLLSTMRegressor, 7)  # 3 batches per epoch: the middle of epoch 3
         with pytest.raises(Crash):
             QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).fit(X, y)
-    assert _checkpoint_epoch(tmp_path)[0] == 2
+    assert _checkpoint_epoch(tmp_path) == 2
     resumed = QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).fit(X, y)
     for a, b in zip(straight.module_.parameters(), resumed.module_.parameters()):
         assert torch.equal(a, b)
@@ -163,8 +77,7 @@ def test_regressor_resume_after_crash_with_early_stopping(tmp_path, monkeypatch)
 def test_finished_fit_reruns_without_training(tmp_path, monkeypatch):
     X, y = _data()
     first = QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).fit(X, y)
-    _, payload = _checkpoint_epoch(tmp_path)
-    assert payload["finished"]
+    assert checkpoint(str(tmp_path))[1]["finished"]
     crash_at_step(monkeypatch, QLLSTMRegressor, 1)  # any training step would raise
     again = QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).fit(X, y)
     assert np.array_equal(first.predict(X), again.predict(X))
@@ -182,7 +95,7 @@ def test_forecaster_resume_after_crash(tmp_path, monkeypatch):
         crash_at_step(m, net_cls, 15)  # 9 batches per epoch: epoch 2
         with pytest.raises(Crash):
             QLLSTMForecaster(**kw, checkpoint_dir=tmp_path).fit(y)
-    assert _checkpoint_epoch(tmp_path)[0] == 1
+    assert _checkpoint_epoch(tmp_path) == 1
     resumed = QLLSTMForecaster(**kw, checkpoint_dir=tmp_path).fit(y)
     for a, b in zip(straight.module_.parameters(), resumed.module_.parameters()):
         assert torch.equal(a, b)
@@ -191,17 +104,25 @@ def test_forecaster_resume_after_crash(tmp_path, monkeypatch):
     assert lr == dict(straight.net_.callbacks_)["lr_decay"].lr_scheduler_.get_last_lr()
 
 
-def test_other_fits_get_their_own_checkpoint_with_a_warning(tmp_path):
+def test_other_fits_get_their_own_checkpoint_and_warn_about_interrupted_ones(tmp_path, monkeypatch):
     X, y = _data()
-    QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).fit(X, y)
-    (first,) = os.listdir(tmp_path)
-    before = (tmp_path / first).read_bytes()
+    with monkeypatch.context() as m:
+        crash_at_step(m, QLLSTMRegressor, 5)  # an interrupted fit, in epoch 2
+        with pytest.raises(Crash):
+            QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).fit(X, y)
+    (interrupted,) = os.listdir(tmp_path)
+    before = (tmp_path / interrupted).read_bytes()
     for changed in ({"hidden_size": 9}, {"y": y + 1}):  # other hyper-parameters, other data
         params = {**REG, **{k: v for k, v in changed.items() if k != "y"}}
-        with pytest.warns(UserWarning, match="holds checkpoints of other fits.*starting fresh"):
+        with pytest.warns(UserWarning, match=f"holds unfinished checkpoints of other fits \\({interrupted}\\).*"
+                                             "starting fresh"):
             QLLSTMRegressor(**params, checkpoint_dir=tmp_path).fit(X, changed.get("y", y))
     assert len(os.listdir(tmp_path)) == 3
-    assert (tmp_path / first).read_bytes() == before  # never overwritten
+    assert (tmp_path / interrupted).read_bytes() == before  # never overwritten
+    os.unlink(tmp_path / interrupted)
+    with warnings.catch_warnings():  # finished checkpoints of other fits (a grid search) are no reason to warn
+        warnings.simplefilter("error")
+        QLLSTMRegressor(**{**REG, "lr": 0.01}, checkpoint_dir=tmp_path).fit(X, y)
 
 
 def test_checkpoint_of_another_fit_under_this_name_is_refused(tmp_path):

@@ -20,8 +20,9 @@ epoch from its start (the batch position of every checkpoint is 0).
 
 A fit with *other* hyper-parameters or data gets another file name, so it never resumes from, or
 overwrites, someone else's checkpoint; it starts fresh, with a ``UserWarning`` when the directory
-holds checkpoints of other fits of the same class (so a typo in a hyper-parameter does not
-silently restart a long run). One directory can thus serve a whole ``GridSearchCV``. Only
+holds *unfinished* checkpoints of other fits of the same class (so a changed hyper-parameter does
+not silently restart an interrupted long run; finished ones are normal when one directory serves a
+``GridSearchCV`` or a backtest, and stay silent). Only
 ``fit`` from scratch reads and writes checkpoints; ``partial_fit`` and warm-start fits do not.
 Checkpoints are read with ``torch.load(weights_only=True)`` and checksummed (see ``_persist``).
 
@@ -199,6 +200,21 @@ def _set_callback_state(net, states):
                 setattr(cb, attr, value)
 
 
+def _unfinished_checkpoints(directory, owner):
+    """Names of the interrupted fits' checkpoints of class ``owner`` in ``directory``."""
+    names = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith(owner + "-") and name.endswith(".ckpt"):
+            try:
+                payload = _persist.read_payload(os.path.join(directory, name), CHECKPOINT_FORMAT,
+                                                CHECKPOINT_VERSION, "checkpoint")
+            except (OSError, ValueError):
+                continue  # not ours to judge; it is never read as this fit's checkpoint anyway
+            if not payload["finished"]:
+                names.append(name)
+    return names
+
+
 # --- the callback -----------------------------------------------------------------------------
 
 class TrainingGuard(Callback):
@@ -214,6 +230,7 @@ class TrainingGuard(Callback):
         self.last_finite_ = None
         self.skipped_ = 0
         self.batch_ = 0
+        self.resumed_finished_ = False
         return self
 
     # checkpoint set-up, called by fit before training
@@ -223,12 +240,11 @@ class TrainingGuard(Callback):
         if not os.path.exists(path):
             directory, name = os.path.split(path)
             os.makedirs(directory, exist_ok=True)
-            owner = name.split("-")[0] + "-"
-            others = [f for f in os.listdir(directory) if f.startswith(owner) and f.endswith(".ckpt")]
+            others = _unfinished_checkpoints(directory, owner=name.split("-")[0])
             if others:
-                warnings.warn(f"checkpoint_dir {directory!r} holds checkpoints of other fits ({', '.join(sorted(others))}) "
-                              f"with different hyper-parameters or data; starting fresh in {name}",
-                              UserWarning, stacklevel=4)
+                warnings.warn(f"checkpoint_dir {directory!r} holds unfinished checkpoints of other fits "
+                              f"({', '.join(others)}), with other hyper-parameters or data than this fit; "
+                              f"starting fresh in {name}", UserWarning, stacklevel=4)
             return 0
         payload = _persist.read_payload(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint")
         if payload["fingerprint"] != fp:
@@ -271,6 +287,8 @@ class TrainingGuard(Callback):
     def on_epoch_begin(self, net, **kwargs):
         self.skipped_ = 0
         self.batch_ = 0
+        if self.on_nan == "skip_batch":  # recorded now: early stopping may end the epoch before our on_epoch_end
+            net.history.record("skipped_batches", 0)
 
     def check_step(self, net, loss):
         """Called after the backward pass and before the optimizer step (by :class:`GuardedNetMixin`)."""
@@ -287,6 +305,7 @@ class TrainingGuard(Callback):
             for p in net.module_.parameters():
                 p.grad = None  # the optimizer leaves parameters without a gradient (and their state) alone
             self.skipped_ += 1
+            net.history.record("skipped_batches", self.skipped_)
             return
         module_state, optimizer_state = self.last_finite_
         net.module_.load_state_dict(module_state)
@@ -302,8 +321,6 @@ class TrainingGuard(Callback):
         raise KeyboardInterrupt  # skorch's way to end training early (on_train_end still runs)
 
     def on_epoch_end(self, net, **kwargs):
-        if self.on_nan == "skip_batch":
-            net.history.record("skipped_batches", self.skipped_)
         self._snapshot(net)
         if self.path_ is not None:
             self._write(net, finished=False)
