@@ -181,7 +181,8 @@ def main(argv=None):
     for kind in KINDS:
         rows = [r for r in trials if r["kind"] == kind]
         killed = [r for r in rows if not r.get("ended_before_kill")]
-        summary.append([kind, len(rows), len(killed),
+        summary.append([kind, len(rows), sum(not r["finished_before_kill"] for r in killed),
+                        sum(r["finished_before_kill"] for r in killed), len(rows) - len(killed),
                         ", ".join(str(e) for e in sorted({r["checkpoint_epoch"] for r in killed})) or "-",
                         sum(r["weights_equal"] for r in killed), sum(r["predictions_equal"] for r in killed),
                         sum(r["resumed_from_checkpoint"] for r in killed), sum(r["temp_files_left"] for r in killed),
@@ -194,9 +195,12 @@ def main(argv=None):
         f"Command: `{command}`",
         f"Environment: {env}",
         f"## Kill/resume (SIGKILL, then rerun with the same checkpoint_dir; {MAX_EPOCHS} epochs)",
-        md_table(["model", "trials", "killed before the end", "checkpoint epoch at the kill", "weights bit-identical",
-                  "predictions identical", "resumed from the checkpoint", "temp files left", "median s/trial"],
-                 summary),
+        md_table(["model", "trials", "killed mid-training", "killed after the final checkpoint", "ended before the kill",
+                  "checkpoint epochs at the kills", "weights bit-identical", "predictions identical",
+                  "resumed from the checkpoint", "temp files left", "median s/trial"], summary),
+        "Killed mid-training: the last checkpoint was an epoch end before the last epoch, so the rerun trained "
+        "the remaining epochs. Killed after the final checkpoint: training had finished (the process was "
+        "predicting or saving), so the rerun returned at once with the final state.",
         "Bit-identical means torch.equal on every parameter and np.array_equal on the predictions, against an "
         "uninterrupted run with the same random_state. 'Resumed from the checkpoint' checks that the epochs before "
         "the kill were restored (their recorded durations are the killed run's), not retrained.",

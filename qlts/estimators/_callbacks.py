@@ -94,6 +94,8 @@ def _canonical(value):
         return {str(k): _canonical(v) for k, v in value.items()}
     if isinstance(value, type):
         return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, (np.ndarray, torch.Tensor)):  # e.g. class weights: their repr elides the middle
+        return {"array": _array_digest(value)}
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))  # object reprs carry addresses that change per run
 
 
@@ -108,18 +110,25 @@ def _data_leaves(data):
         yield data
 
 
+def _array_digest(leaf, digest=None):
+    """SHA-256 of an array's dtype, shape and values."""
+    digest = hashlib.sha256() if digest is None else digest
+    arr = leaf.detach().cpu().numpy() if isinstance(leaf, torch.Tensor) else np.asarray(leaf)
+    digest.update(f"|{arr.dtype.str}{arr.shape}|".encode())
+    if arr.dtype.kind == "O":
+        digest.update(repr(arr.tolist()).encode())
+    else:
+        digest.update(np.ascontiguousarray(arr).view(np.uint8).tobytes())
+    return digest.hexdigest()
+
+
 def fingerprint(params, *data):
     """SHA-256 hex digest of the hyper-parameters (minus :data:`NOT_FINGERPRINTED`) and the data arrays."""
     digest = hashlib.sha256()
     kept = {k: _canonical(v) for k, v in params.items() if k not in NOT_FINGERPRINTED}
     digest.update(json.dumps(kept, sort_keys=True).encode())
     for leaf in _data_leaves(data):
-        arr = leaf.detach().cpu().numpy() if isinstance(leaf, torch.Tensor) else np.asarray(leaf)
-        digest.update(f"|{arr.dtype.str}{arr.shape}|".encode())
-        if arr.dtype.kind == "O":
-            digest.update(repr(arr.tolist()).encode())
-        else:
-            digest.update(np.ascontiguousarray(arr).view(np.uint8).tobytes())
+        _array_digest(leaf, digest)
     return digest.hexdigest()
 
 
@@ -150,6 +159,9 @@ def _set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+_SKIP = object()
+
+
 def _plain(value):
     """``value`` as types ``torch.load(weights_only=True)`` accepts, or ``_SKIP``."""
     if isinstance(value, np.generic):
@@ -160,17 +172,14 @@ def _plain(value):
         return value.detach().cpu().clone()
     if isinstance(value, (list, tuple)):
         items = [_plain(v) for v in value]
-        return _SKIP if any(v is _SKIP for v in items) else type(value)(items)
+        return _SKIP if any(v is _SKIP for v in items) else items if isinstance(value, list) else tuple(items)
     if isinstance(value, dict):
         items = {k: _plain(v) for k, v in value.items()}
         return _SKIP if any(v is _SKIP or not isinstance(k, (str, int)) for k, v in items.items()) else items
     if not isinstance(value, type) and hasattr(value, "state_dict") and hasattr(value, "load_state_dict"):
-        # e.g. an LR scheduler
-        return {"__state_dict__": _plain(value.state_dict())}
+        state = _plain(value.state_dict())  # e.g. an LR scheduler
+        return _SKIP if state is _SKIP else {"__state_dict__": state}
     return _SKIP
-
-
-_SKIP = object()
 
 
 def _callback_state(net, skip):
@@ -259,7 +268,7 @@ class TrainingGuard(Callback):
             "epoch": len(net.history),
             "finished": finished,
             "module": {k: v.detach().cpu() for k, v in net.module_.state_dict().items()},
-            "optimizer": _plain(net.optimizer_.state_dict()),
+            "optimizer": net.optimizer_.state_dict(),  # torch's optimizers keep tensors and plain values
             "history": json.dumps(net.history.to_list(), default=_persist.json_default),
             "callbacks": _callback_state(net, skip=self),
             "rng": _rng_state(),
