@@ -187,3 +187,17 @@ def test_train_from_2gb_memmap_under_1gb_rss(tmp_path, gigabytes):
     assert result["checks"] == [True, True, True]
     assert result["peak_kb"] < 2**20, f"peak RSS {result['peak_kb'] / 2**10:.0f} MB >= 1 GB"
     assert np.isfinite(result["loss"]).all()
+
+
+@pytest.mark.slow
+def test_dataloader_workers_reopen_the_file(stream):
+    """Extra (slow: spawned workers import torch): with DataLoader workers the dataset travels by path
+    and each worker memory-maps the file itself; the model is the same as with in-process loading.
+    "spawn" is needed: numba's OpenMP layer refuses to run in a forked child."""
+    _, path = stream
+    ds = LazyWindows(path, 24, 6, target=[0])
+    params = dict(hidden_size=8, max_epochs=1, random_state=0)
+    inline = QLLSTMRegressor(**params).fit(ds, None)
+    workers = QLLSTMRegressor(**params, iterator_train__num_workers=2,
+                              iterator_train__multiprocessing_context="spawn").fit(ds, None)
+    np.testing.assert_array_equal(inline.predict(ds), workers.predict(ds))
