@@ -56,7 +56,11 @@ class BacktestFolds:
 
 def _score(name, metric, truth, pred, train):
     if metric is mean_absolute_scaled_error:
-        return metric(truth, pred, y_train=train)
+        try:
+            return metric(truth, pred, y_train=train)
+        except ValueError as exc:  # the user passed metrics and y, not the fold's y_train: name those
+            raise ValueError(f"metrics: {name!r} is undefined on a fold whose training rows give no scale "
+                             f"(too short or constant); use other metrics or a larger initial ({exc})") from exc
     return metric(truth, pred)
 
 
