@@ -237,8 +237,13 @@ class QLLSTMForecaster(BaseEstimator):
         self.mean_ = np.nanmean(values[:train_end], axis=0)
         std = np.nanstd(values[:train_end], axis=0)
         self.scale_ = np.where(std > 0, std, 1.0)
-        z = ((values - self.mean_) / self.scale_).astype(np.float32)
         k = frame.shape[1]
+        bad = np.flatnonzero(~(np.isfinite(self.mean_) & np.isfinite(self.scale_)))
+        if len(bad):  # inf, or a spread beyond float64: z-scores would be NaN and the forecasts inf/NaN
+            name, col = ("y", frame.columns[bad[0]]) if bad[0] < k else ("X", cov.columns[bad[0] - k])
+            raise ValueError(f"{name}: expected finite values whose mean and standard deviation fit in float64, "
+                             f"got inf or values too large in column {col!r}")
+        z = ((values - self.mean_) / self.scale_).astype(np.float32)
         Xw, yw = make_windows(z[:train_end], L, H, target=list(range(k)))[:2]  # NaN windows dropped
         if len(Xw) == 0:
             raise ValueError(f"y: no complete training window of lookback + horizon = {need} rows without NaN "

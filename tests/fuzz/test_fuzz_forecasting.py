@@ -112,3 +112,21 @@ def test_backtest_mase_on_constant_history_names_metrics():
         assert str(exc).startswith("metrics: 'mase'")
     else:
         raise AssertionError("MASE on a constant history was accepted")
+
+
+def test_forecaster_overflowing_scale_names_y_or_X():
+    """Bug: y holding 1e300 (or inf) gave an infinite standard deviation, NaN z-scores and inf/NaN
+    forecasts (or a divergence error mid-training) instead of an error naming y (or X)."""
+    base = np.sin(np.arange(30.0))
+    huge = base.copy()
+    huge[5] = 1e300
+    tiny = dict(lookback=4, horizon=2, segment_length=2, hidden_size=4, max_epochs=1, verbose=0, random_state=0)
+    for y, X, name in ((huge, None, "y"), (base, huge[:, None], "X"), (np.where(base > 0.9, np.inf, base), None, "y")):
+        try:
+            QLLSTMForecaster(**tiny).fit(y, X)
+        except ValueError as exc:
+            assert str(exc).startswith(f"{name}: ") and "too large" in str(exc)
+        else:
+            raise AssertionError(f"{name} with 1e300/inf was accepted")
+    pred = QLLSTMForecaster(**tiny).fit(base * 1e30).predict(3)  # huge but representable: fine
+    assert np.isfinite(pred.to_numpy()).all()
