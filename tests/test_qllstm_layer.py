@@ -255,10 +255,14 @@ def test_each_sequence_in_a_packed_batch_matches_running_alone(bidirectional, nu
         torch.testing.assert_close(c[:, b], c_b[:, 0], rtol=1e-12, atol=1e-12)
 
 
-def test_encoder_pooling_ignores_padding():
+@pytest.mark.parametrize("cell,bidirectional,num_layers", [("qllstm", True, 1), ("qllstm", False, 2), ("lstm", False, 2),
+                                                         ("gru", False, 1), ("bilstm", False, 1)])
+def test_encoder_pooling_ignores_padding(cell, bidirectional, num_layers):
+    """Forward-only torch cells run on the padded batch (not packed): the result must not change."""
     torch.manual_seed(0)
     for pooling in ("last", "mean", "max"):
-        enc = RecurrentEncoder(3, 4, cell="qllstm", bidirectional=True, pooling=pooling, backend="torch")
+        enc = RecurrentEncoder(3, 4, num_layers, cell=cell, bidirectional=bidirectional, pooling=pooling,
+                               backend="torch")
         x = torch.randn(2, 7, 3)
         padded = x.clone()
         padded[1, 4:] = 99.0  # garbage beyond the length must not leak into the result

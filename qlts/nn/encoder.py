@@ -66,14 +66,23 @@ class RecurrentEncoder(nn.Module):
     def forward(self, x, lengths=None):
         if self.embedding is not None:
             x = self.embedding(x)
+        last = None  # the top layer's state after each row's last valid step, when not in h_n
         if lengths is None:
             out, state = self.rnn(x)
         else:
             lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
-            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            out, state = self.rnn(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+            if isinstance(self.rnn, QLLSTM) or self.rnn.bidirectional:
+                packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+                out, state = self.rnn(packed)
+                out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+            else:
+                # A forward-only torch RNN's outputs at valid steps never see the padding after
+                # them, and a packed batch would leave oneDNN for a per-step loop (~10x slower).
+                out, state = self.rnn(x)
+                last = out[torch.arange(out.shape[0], device=out.device), (lengths - 1).to(out.device)]
         if self.pooling == "last":
+            if last is not None:
+                return last
             h_n = state[0] if isinstance(state, tuple) else state
             directions = self.output_size // self.rnn.hidden_size
             return torch.cat(list(h_n[-directions:]), dim=-1)
