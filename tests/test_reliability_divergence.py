@@ -127,3 +127,14 @@ def test_on_nan_is_validated(make):
     with pytest.raises(ValueError, match=r"on_nan: expected one of \['raise', 'restore', 'skip_batch'\], got 'ignore'"):
         est = make("ignore")
         est.fit(X, y) if isinstance(est, QLLSTMRegressor) else est.fit(np.arange(200.0))
+
+
+def test_guard_also_runs_under_accelerate(monkeypatch):
+    accelerate = pytest.importorskip("accelerate", reason="the Accelerate estimators need the accelerate package")
+    from qlts.estimators.accelerated import AcceleratedQLLSTMRegressor
+
+    X, y = _data()
+    nan_on_training_call(monkeypatch, SequenceModel, 3)  # Accelerate trains with its own train_step_single
+    est = AcceleratedQLLSTMRegressor(accelerator=accelerate.Accelerator(cpu=True), **KW, max_epochs=2, verbose=0)
+    with pytest.raises(DivergenceError, match=r"epoch 1, batch 3"):
+        est.fit(X, y)

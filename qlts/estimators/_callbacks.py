@@ -25,9 +25,11 @@ not silently restart an interrupted long run; finished ones are normal when one 
 ``GridSearchCV`` or a backtest, and stay silent). Only
 ``fit`` from scratch reads and writes checkpoints; ``partial_fit`` and warm-start fits do not.
 Checkpoints are read with ``torch.load(weights_only=True)`` and checksummed (see ``_persist``).
+Under Accelerate/DDP only the main process writes them.
 
-**Divergence guard** (``on_nan``). After every backward pass, before the optimizer step, the loss
-and every gradient are checked. If one is NaN or infinite:
+**Divergence guard** (``on_nan``). After every backward pass (and gradient clipping), before the
+optimizer step, the loss and every gradient are checked (only the loss under an fp16 GradScaler,
+which skips inf-gradient steps itself). If one is NaN or infinite:
 
 - ``"raise"`` (default): the weights and optimizer state go back to the last finite state (the
   end of the last complete epoch, or the start of training) and :class:`DivergenceError` is
@@ -240,6 +242,7 @@ class TrainingGuard(Callback):
         self.skipped_ = 0
         self.batch_ = 0
         self.resumed_finished_ = False
+        self.loss_ = None
         return self
 
     # checkpoint set-up, called by fit before training
@@ -263,6 +266,9 @@ class TrainingGuard(Callback):
         return int(payload["epoch"])
 
     def _write(self, net, *, finished):
+        accelerator = getattr(net, "accelerator", None)
+        if accelerator is not None and not accelerator.is_main_process:
+            return  # under DDP every process holds the same state; one writes it
         payload = {
             "fingerprint": self.fingerprint_,
             "epoch": len(net.history),
@@ -299,10 +305,17 @@ class TrainingGuard(Callback):
         if self.on_nan == "skip_batch":  # recorded now: early stopping may end the epoch before our on_epoch_end
             net.history.record("skipped_batches", 0)
 
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        # skorch calls this after the backward pass and before the optimizer step, in plain and
+        # Accelerate nets alike; the loss comes from GuardedNetMixin.get_loss.
+        self.check_step(net, self.loss_)
+
     def check_step(self, net, loss):
-        """Called after the backward pass and before the optimizer step (by :class:`GuardedNetMixin`)."""
+        """Handle a non-finite ``loss`` or gradient per ``on_nan``, before the optimizer step."""
         self.batch_ += 1
-        grads = [p.grad for p in net.module_.parameters() if p.grad is not None]
+        # An fp16 GradScaler (Accelerate mixed precision) expects inf gradients and skips those steps itself.
+        scaled = getattr(getattr(net, "accelerator", None), "scaler", None) is not None
+        grads = [] if scaled else [p.grad for p in net.module_.parameters() if p.grad is not None]
         finite = torch.isfinite(loss.detach()).all()
         if grads:
             finite = finite & torch.stack([torch.isfinite(g).all() for g in grads]).all()
@@ -341,7 +354,8 @@ class TrainingGuard(Callback):
 
 class GuardedNetMixin:
     """Mixin for a skorch net with an ``on_nan`` attribute: adds :class:`TrainingGuard` as the last
-    callback and hands it every training step's loss before the optimizer step."""
+    callback and hands it every training loss (the guard checks it, and the gradients, in
+    ``on_grad_computed``, before the optimizer step)."""
 
     def initialize_callbacks(self):
         super().initialize_callbacks()
@@ -352,7 +366,8 @@ class GuardedNetMixin:
     def training_guard_(self):
         return dict(self.callbacks_)["training_guard"]
 
-    def train_step_single(self, batch, **fit_params):
-        step = super().train_step_single(batch, **fit_params)
-        self.training_guard_.check_step(self, step["loss"])
-        return step
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if training:
+            self.training_guard_.loss_ = loss.detach()
+        return loss
