@@ -73,6 +73,8 @@ def test_lazy_windows_errors(stream):
         LazyWindows(str(path).replace(".npy", ".csv"), 24, 6)
     with pytest.raises(TypeError, match="data: expected a 2-D numpy array"):
         LazyWindows(data[:, 0], 24, 6)
+    with pytest.raises(TypeError, match="past_covariates: expected column positions of data for lazy windows"):
+        LazyWindows(path, 24, 6, past_covariates=np.zeros((len(data), 2)))
     ds = LazyWindows(path, 24, 6)
     with pytest.raises(IndexError, match="index: expected values in"):
         ds[len(ds)]

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from .._validation import check_int
-from ._windows import make_windows
+from ._windows import _is_selector, make_windows
 
 __all__ = ["LazyWindows", "ParquetRows"]
 
@@ -147,6 +147,9 @@ class LazyWindows(torch.utils.data.Dataset):
 
     def __init__(self, data, lookback, horizon, *, stride=1, target=None, past_covariates=None,
                  target_history=True, normalize=None, nan_policy="drop"):
+        if past_covariates is not None and not _is_selector(past_covariates):
+            raise TypeError(f"past_covariates: expected column positions of data for lazy windows (put the "
+                            f"covariates in the stream), got a {type(past_covariates).__name__}")
         if nan_policy not in ("drop", "raise"):
             raise ValueError(f"nan_policy: expected one of ['drop', 'raise'] for lazy windows, got {nan_policy!r}")
         lookback = check_int("lookback", lookback, min_value=1)
