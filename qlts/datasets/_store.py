@@ -26,6 +26,7 @@ import re
 import tarfile
 import urllib.request
 import zipfile
+import zlib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -87,7 +88,7 @@ def read_verified(dataset: str, filename: str) -> bytes:
         path = _fetch(dataset, filename)
     try:
         content = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as exc:  # not gzip, or truncated
+    except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated, or a corrupt deflate stream
         raise ChecksumError(f"{path}: not a readable gzip file ({exc}). {_replace_hint(path)}") from exc
     got = _sha256(content)
     if got != entry["content_sha256"]:
