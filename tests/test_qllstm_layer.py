@@ -255,6 +255,39 @@ def test_each_sequence_in_a_packed_batch_matches_running_alone(bidirectional, nu
         torch.testing.assert_close(c[:, b], c_b[:, 0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("bidirectional,num_layers,batch_first", [(False, 1, True), (True, 2, False)])
+def test_padded_lengths_equal_the_packed_path(bidirectional, num_layers, batch_first):
+    torch.manual_seed(0)
+    layer = QLLSTM(3, 4, num_layers, bidirectional=bidirectional, skip=2, backend="torch", batch_first=batch_first,
+                   dtype=torch.float64)
+    _randomise(layer, 3)
+    lengths = torch.tensor([6, 2, 5, 1])
+    x = torch.randn(4, 6, 3, dtype=torch.float64, requires_grad=True)
+    x_in = x if batch_first else x.transpose(0, 1)
+    out, (h, c) = layer(x_in, lengths=lengths)
+    packed_out, (h_p, c_p) = layer(pack_padded_sequence(x_in, lengths, batch_first=batch_first, enforce_sorted=False))
+    packed_out, _ = pad_packed_sequence(packed_out, batch_first=batch_first, total_length=6)
+    torch.testing.assert_close(out, packed_out, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close((h, c), (h_p, c_p), rtol=1e-12, atol=1e-12)
+    g_padded, = torch.autograd.grad(out.sum() + h.sum(), x)
+    g_packed, = torch.autograd.grad(packed_out.sum() + h_p.sum(), x)
+    torch.testing.assert_close(g_padded, g_packed, rtol=1e-12, atol=1e-12)
+    assert g_padded[1, 2:].abs().max() == 0  # padding never reaches the result
+
+
+@pytest.mark.parametrize("lengths,pattern", [
+    ([3, 2.5], r"lengths: expected 2 integers"), ([3], r"lengths: expected 2 integers"),
+    ([4, 1], r"lengths: expected values in \[1, 3\].*got min 1 and max 4"), ([0, 2], r"got min 0"),
+])
+def test_bad_lengths(lengths, pattern):
+    layer = QLLSTM(2, 3, backend="torch", batch_first=True)
+    with pytest.raises(ValueError, match=pattern):
+        layer(torch.randn(2, 3, 2), lengths=torch.tensor(lengths))
+    packed = pack_padded_sequence(torch.randn(2, 3, 2), torch.tensor([3, 2]), batch_first=True)
+    with pytest.raises(ValueError, match="lengths: expected None with a PackedSequence"):
+        layer(packed, lengths=torch.tensor([3, 2]))
+
+
 @pytest.mark.parametrize("cell,bidirectional,num_layers", [("qllstm", True, 1), ("qllstm", False, 2), ("lstm", False, 2),
                                                          ("gru", False, 1), ("bilstm", False, 1)])
 def test_encoder_pooling_ignores_padding(cell, bidirectional, num_layers):

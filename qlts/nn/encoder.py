@@ -71,7 +71,9 @@ class RecurrentEncoder(nn.Module):
             out, state = self.rnn(x)
         else:
             lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
-            if isinstance(self.rnn, QLLSTM) or self.rnn.bidirectional:
+            if isinstance(self.rnn, QLLSTM):
+                out, state = self.rnn(x, lengths=lengths)  # padded in and out: no packing
+            elif self.rnn.bidirectional:
                 packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
                 out, state = self.rnn(packed)
                 out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])

@@ -81,6 +81,11 @@ class QLLSTM(nn.Module):
     ``bias=False`` drops b_u and beta (both fixed at zero). NaN in the input is allowed and
     propagates to the outputs, as in ``nn.LSTM``.
 
+    Variable lengths: a ``PackedSequence`` as nn.LSTM, or (an extension) a padded batch with
+    ``forward(input, hx, lengths=...)``: the output stays padded, zero past each row's
+    length, and (h_n, c_n) are the states at each row's last valid step. The padded form
+    skips packing and unpacking, which cost more than the scan itself at T=1000.
+
     Parameters per layer and direction (suffix ``_l{k}`` and ``_reverse``, as nn.LSTM):
     ``weight_ih`` (2H, d), ``weight_hh`` (2H, H), ``bias_u`` (H), ``gamma`` (3, H),
     ``beta`` (3, H) and, with ``learn_alpha``, ``alpha_logit`` (a scalar; alpha = sigmoid).
@@ -202,10 +207,13 @@ class QLLSTM(nn.Module):
             states.append(s)
         return states[0], states[1]
 
-    def forward(self, input, hx=None):
+    def forward(self, input, hx=None, *, lengths=None):
         packed = isinstance(input, PackedSequence)
         unbatched = False
         if packed:
+            if lengths is not None:
+                raise ValueError("lengths: expected None with a PackedSequence input (it carries its lengths), "
+                                 f"got {lengths!r}")
             x, lengths = pad_packed_sequence(input)  # (T, B, d) in the caller's batch order
             self._check_input(x)
             lengths = lengths.to(torch.int64)
@@ -217,7 +225,8 @@ class QLLSTM(nn.Module):
                 x = x.unsqueeze(1)
             elif self.batch_first:
                 x = x.transpose(0, 1)
-            lengths = None
+            if lengths is not None:
+                lengths = _check_lengths(lengths, x.shape[0], x.shape[1])
         h0_all, c0_all = self._initial_state(hx, x.shape[1], x, unbatched)
         scan = kernels.get_scan(self.backend, x.device, x.dtype)
         convex = self.skip_mode == "convex"
@@ -248,12 +257,33 @@ class QLLSTM(nn.Module):
         return output, (h_n, c_n)
 
 
+def _check_lengths(lengths, T, B):
+    """``lengths`` as an int64 CPU tensor of shape (B,) with values in [1, T]."""
+    given = lengths
+    if isinstance(lengths, torch.Tensor):
+        lengths = lengths.cpu()
+    lengths = torch.as_tensor(lengths)
+    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or tuple(lengths.shape) != (B,):
+        raise ValueError(f"lengths: expected {B} integers (one per sequence), got {given!r}")
+    lengths = lengths.to(torch.int64)
+    if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+        raise ValueError(f"lengths: expected values in [1, {T}] (the padded length), got min {int(lengths.min())} "
+                         f"and max {int(lengths.max())}")
+    return lengths
+
+
 def _repack(padded, like):
     """Pack a (T, B, ...) padded output in the caller's batch order with ``like``'s layout."""
-    order = like.sorted_indices if like.sorted_indices is not None else torch.arange(padded.shape[1])
-    order = order.to(padded.device)
-    chunks = [padded[t, order[:n]] for t, n in enumerate(like.batch_sizes.tolist())]
-    return PackedSequence(torch.cat(chunks), like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+    T, B = padded.shape[:2]
+    order = like.sorted_indices if like.sorted_indices is not None else torch.arange(B)
+    sizes = like.batch_sizes  # rows present at each step (a CPU tensor)
+    step = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+    rank = torch.arange(len(step)) - (torch.cumsum(sizes, 0) - sizes)[step]  # position within its step
+    # One gather over all steps: slicing step by step made backward allocate a (T, B, H)
+    # gradient per step (quadratic in T: 15 s instead of 0.3 s at T=1000).
+    flat = (step * B + order.cpu()[rank]).to(padded.device)
+    data = padded.reshape(T * B, *padded.shape[2:]).index_select(0, flat)
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
 
 
 class QLLSTMCell(nn.Module):
