@@ -119,7 +119,7 @@ def _release(arr):
 class LazyWindows(torch.utils.data.Dataset):
     """The windows of ``make_windows(data, lookback, horizon, ...)`` without materialising them.
 
-    Item ``i`` is ``(X_i, y_i)``: X_i float32 (lookback, F_in) and y_i float32 (horizon * F_target,),
+    Item ``i`` is ``(X_i, y_i)``, float32 tensors: X_i (lookback, F_in) and y_i (horizon * F_target,),
     the flattened targets (the regressor's (n, k) layout). Pass it to
     :meth:`qlts.QLLSTMRegressor.fit` as X (without y); skorch batches it with its DataLoader.
 
@@ -186,16 +186,20 @@ class LazyWindows(torch.utils.data.Dataset):
 
     # --- the NaN scan ---------------------------------------------------------------------------
     def _cut(self, starts, nan_policy="raise"):
-        """make_windows over the blocks of rows [s, s + span) for each start s, laid end to end."""
-        rows = (np.asarray(starts, dtype=np.int64)[:, None] + np.arange(self.span)).reshape(-1)
-        block = np.asarray(self.data[rows])  # reads only these rows (a copy, never a view of the file)
+        """make_windows over the rows of the windows starting at ``starts``: one slice when they are
+        consecutive windows (in-order batches), else the blocks [s, s + span) laid end to end."""
+        starts = np.asarray(starts, dtype=np.int64)
+        if len(starts) > 1 and (np.diff(starts) == self.stride).all():
+            block, step = np.asarray(self.data[starts[0]:starts[-1] + self.span]), self.stride
+        else:
+            rows = (starts[:, None] + np.arange(self.span)).reshape(-1)
+            block, step = np.asarray(self.data[rows]), self.span  # a copy of just these rows
         # a page fault maps up to 16 pages (64 KiB) around it, and a window may fault twice: count 128 KiB
         self._read += max(block.nbytes, len(starts) * _FAULT_BYTES)
         if self._read > RELEASE_BYTES:
             _release(self.data)
             self._read = 0
-        return make_windows(block, self.lookback, self.horizon, stride=self.span, nan_policy=nan_policy,
-                            **self._options)
+        return make_windows(block, self.lookback, self.horizon, stride=step, nan_policy=nan_policy, **self._options)
 
     def _near_nan(self, lo, hi):
         """Windows whose rows meet a NaN in rows [lo, hi) (of any column: a superset of the invalid ones)."""
@@ -257,8 +261,9 @@ class LazyWindows(torch.utils.data.Dataset):
     def __getitems__(self, indices):
         """A batch at once (torch's DataLoader calls this): one gather, one make_windows call."""
         w = self._cut(self.window_starts(indices))
-        y = w.y.reshape(len(w.y), -1)
-        return list(zip(w.X, y))
+        # tensor views: the DataLoader's collate then stacks them as fast as a TensorDataset's items
+        X, y = torch.from_numpy(w.X), torch.from_numpy(w.y.reshape(len(w.y), -1))
+        return list(zip(X.unbind(0), y.unbind(0)))
 
     def __getitem__(self, index):
         return self.__getitems__([index])[0]
