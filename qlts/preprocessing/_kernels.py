@@ -19,12 +19,17 @@ def _column_range(cols):
     return None
 
 
+# A value is a gap when it is not a finite float32 (NaN, inf, or a float64 beyond the float32 range):
+# it would turn into inf in the float32 windows, and into NaN once normalised (inf - inf).
+F32_MAX = float(np.finfo(np.float32).max)
+
+
 @njit(parallel=True, cache=True)
 def _mark_range(src, c0, m, flags):
     for t in prange(src.shape[0]):
         bad = False
         for j in range(m):  # no early exit: the short row test vectorises
-            bad |= np.isnan(src[t, c0 + j])
+            bad |= not abs(src[t, c0 + j]) <= F32_MAX
         if bad:
             flags[t] = 1
 
@@ -34,13 +39,14 @@ def _mark_gather(src, cols, flags):
     for t in prange(src.shape[0]):
         bad = False
         for j in range(cols.shape[0]):
-            bad |= np.isnan(src[t, cols[j]])
+            bad |= not abs(src[t, cols[j]]) <= F32_MAX
         if bad:
             flags[t] = 1
 
 
 def mark_nan_rows(src, cols, flags):
-    """``flags[t] = 1`` where row ``t`` of ``src`` has a NaN in any of ``cols`` (ORs into ``flags``)."""
+    """``flags[t] = 1`` where row ``t`` of ``src`` has a gap (NaN, inf or a value beyond float32) in any
+    of ``cols`` (ORs into ``flags``)."""
     rng = _column_range(cols)
     if rng is not None:
         _mark_range(src, rng[0], rng[1], flags)

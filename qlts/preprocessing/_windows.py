@@ -194,7 +194,7 @@ def _first_used_nan(checks, n_total, stride):
         if used.size and (best is None or used[0] < best[0]):
             r = int(used[0])
             for arg, table, cols in groups:
-                nan_cols = [c for c in cols if np.isnan(table.values[r, c])]
+                nan_cols = [c for c in cols if not abs(table.values[r, c]) <= _kernels.F32_MAX]
                 if nan_cols:
                     best = (r, arg, table, nan_cols[0])
                     break
@@ -233,6 +233,8 @@ def make_windows(data, lookback, horizon, *, stride=1, target=None, past_covaria
         with ``data`` from row 0 and long enough to cover the last window's horizon. A
         list/tuple/str/int is a column selection; a numpy array or pandas object is data.
     nan_policy : {"drop", "mask", "raise"}
+        NaN here means any value that is not a finite float32: NaN, inf, and float64 values beyond
+        +-3.4e38 (they would become inf in the float32 windows, and NaN once normalised).
         "drop" skips windows with a NaN in their inputs, targets or future covariates;
         "mask" keeps all windows and returns ``Windows.mask``; "raise" raises a ValueError
         naming the row and column of the first NaN any window uses.
@@ -310,7 +312,9 @@ def make_windows(data, lookback, horizon, *, stride=1, target=None, past_covaria
     if nan_policy == "raise" and not ok.all():
         r, arg, t, c = _first_used_nan(checks, n_total, stride)
         label = "" if t.index is None else f" (index {t.index[r]!r})"
-        raise ValueError(f"{arg}: expected no NaN (nan_policy='raise'), got NaN at row {r}{label}, "
+        value = t.values[r, c]
+        got = "NaN" if np.isnan(value) else f"{float(value)!r}, which is not a finite float32,"
+        raise ValueError(f"{arg}: expected no NaN (nan_policy='raise'), got {got} at row {r}{label}, "
                          f"column {t.columns[c]!r}")
     keep = np.flatnonzero(ok) if nan_policy == "drop" else np.arange(n_total)
     starts = (keep * stride).astype(np.int64)

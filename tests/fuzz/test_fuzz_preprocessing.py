@@ -63,15 +63,10 @@ def test_make_windows(data):
     keep = np.ones(n_win, bool) if out.mask is None else out.mask
     if all_finite(values, float32=True):
         assert keep.all()
-    if not has_nan(values) or policy != "mask":
-        # no NaN input (or NaN windows dropped/refused): every returned window is finite unless
-        # the input itself holds an inf or a value beyond float32
-        if all_finite(values, float32=True):
-            for field in (out.X, out.y, out.future, out.x_offset, out.y_offset):
-                assert field is None or np.isfinite(field).all()
+    # every window returned as valid is finite: NaN, inf and values beyond float32 are gaps that
+    # nan_policy drops, masks or refuses (never inf from 1e300, never NaN from inf - inf)
     for field in (out.X, out.y, out.future, out.x_offset, out.y_offset):
-        if field is not None and not has_nan(values) and not np.isinf(values).any():
-            assert not np.isnan(field).any(), "NaN output without NaN input"
+        assert field is None or np.isfinite(field[keep]).all(), "non-finite values in a valid window"
     if all_finite(values, float32=True) and kwargs.get("normalize") is None and n_win:
         # the first window is rows [0, lookback) of the (float32) stream
         start = 0 if out.index is None or isinstance(stream, pd.DataFrame | pd.Series) else int(out.index[0, 0])
@@ -158,3 +153,21 @@ def test_scaler_statistics_beyond_float32_refuse_float32_input():
     else:
         raise AssertionError("no error for a float32 result beyond the float32 range")
     assert np.isfinite(scaler.inverse_transform(zeros.astype(np.float64))).all()  # float64 works
+
+
+def test_make_windows_values_beyond_float32_are_gaps():
+    """Bug: a float64 1e300 became inf in the float32 windows, and an inf became NaN with
+    normalize="last" (inf - inf), in windows reported as valid."""
+    data = np.arange(10.0)
+    data[3] = 1e300
+    assert np.isfinite(make_windows(data, 2, 1).X).all()
+    data[3] = np.inf
+    out = make_windows(data, 2, 1, normalize="last", nan_policy="mask")
+    assert out.mask.tolist() == [True, False, False, False, True, True, True, True]
+    assert np.isfinite(out.X[out.mask]).all() and np.isfinite(out.y[out.mask]).all()
+    try:
+        make_windows(data, 2, 1, nan_policy="raise")
+    except ValueError as exc:
+        assert str(exc).startswith("data: ") and "row 3" in str(exc)
+    else:
+        raise AssertionError("inf accepted with nan_policy='raise'")
