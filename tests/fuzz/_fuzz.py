@@ -81,10 +81,10 @@ def time_indexes(draw, n):
 
 
 @st.composite
-def series_inputs(draw, n, k, *, allow_1d=True):
+def series_inputs(draw, n, k, *, allow_1d=True, max_specials=3):
     """A (n,) / (n, k) array, a Series or a DataFrame of n rows (k columns), any dtype, odd index."""
     one_d = allow_1d and k == 1 and draw(st.booleans())
-    values = draw(arrays((n,) if one_d else (n, k)))
+    values = draw(arrays((n,) if one_d else (n, k), max_specials=max_specials))
     container = draw(st.sampled_from(["array", "pandas", "list"]))
     if container == "array":
         return values

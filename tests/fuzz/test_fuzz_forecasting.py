@@ -75,14 +75,20 @@ def test_forecaster(data):
 @given(st.data())
 def test_backtest(data):
     n = data.draw(st.integers(0, 40), "T")
-    y = data.draw(series_inputs(n, 1), "y")
+    y = data.draw(series_inputs(n, 1, max_specials=data.draw(st.sampled_from([0, 0, 1]))), "y")
     params = dict(hidden_size=4, max_epochs=1, verbose=0, random_state=0, validation_fraction=0.0,
                   lookback=data.draw(st.integers(1, 4)), horizon=data.draw(st.integers(1, 3)), segment_length=2)
-    kwargs = dict(initial=data.draw(st.integers(0, 30), "initial"), horizon=data.draw(st.integers(0, 4), "horizon"),
-                  step=data.draw(st.sampled_from([None, 1, 5, 0]), "step"),
-                  window=data.draw(st.sampled_from(["expanding", "sliding", "rolling"]), "window"),
-                  refit=data.draw(st.sampled_from([True, False, 2, 0, 1.5]), "refit"),
-                  metrics=data.draw(st.sampled_from([("mse", "mae"), ("mase",), ("rmse",)]), "metrics"))
+    kwargs = dict(initial=data.draw(st.integers(1, max(1, n - 1)), "initial"),
+                  horizon=data.draw(st.integers(1, 4), "horizon"),
+                  step=data.draw(st.sampled_from([None, 1, 5]), "step"),
+                  window=data.draw(st.sampled_from(["expanding", "sliding"]), "window"),
+                  refit=data.draw(st.sampled_from([True, False, 2]), "refit"),
+                  metrics=data.draw(st.sampled_from([("mse", "mae"), ("mase",)]), "metrics"))
+    if data.draw(st.integers(0, 4), "break an argument") == 0:
+        name, value = data.draw(st.sampled_from([("initial", 0), ("initial", n + 5), ("horizon", 0), ("step", 0),
+                                                 ("window", "rolling"), ("refit", 0), ("refit", 1.5),
+                                                 ("metrics", ("rmse",)), ("initial", 2.5)]), "bad argument")
+        kwargs[name] = value
     before = snapshot(y)
     try:
         with documented_errors(BACKTEST_ARGS, divergence=True):
