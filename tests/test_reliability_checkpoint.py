@@ -37,7 +37,9 @@ def _data():
     return X, X[:, -3:, 0].sum(1)
 
 
-REG = dict(hidden_size=8, max_epochs=4, batch_size=16, random_state=0, early_stopping=True, patience=2,
+# Early stopping matters here: the validation loss is best at epoch 1, so an uninterrupted fit stops
+# after epoch 4 and keeps epoch 1's weights; a resume that forgot that state would train on.
+REG = dict(hidden_size=8, max_epochs=6, batch_size=16, lr=0.02, random_state=0, early_stopping=True, patience=3,
            validation_fraction=0.25)
 
 
@@ -61,6 +63,7 @@ def crash_at_step(monkeypatch, cls, step):
 def test_regressor_resume_after_crash_with_early_stopping(tmp_path, monkeypatch):
     X, y = _data()
     straight = QLLSTMRegressor(**REG).fit(X, y)
+    assert len(straight.history) == 4  # stopped early (see REG)
     with monkeypatch.context() as m:
         crash_at_step(m, QLLSTMRegressor, 7)  # 3 batches per epoch: the middle of epoch 3
         with pytest.raises(Crash):
@@ -88,11 +91,11 @@ def test_forecaster_resume_after_crash(tmp_path, monkeypatch):
     t = np.arange(400.0)
     y = pd.Series(np.sin(t / 6) + 0.002 * t, index=pd.RangeIndex(0, 800, 2))
     kw = dict(lookback=24, horizon=6, segment_length=6, hidden_size=8, max_epochs=3, batch_size=32, lr=1e-3,
-              lr_decay=0.8, random_state=0, verbose=0)
+              lr_decay=0.8, validation_fraction=0.0, random_state=0, verbose=0)  # dropout 0.5 by default
     straight = QLLSTMForecaster(**kw).fit(y)
     net_cls = type(straight.net_)
     with monkeypatch.context() as m:
-        crash_at_step(m, net_cls, 15)  # 9 batches per epoch: epoch 2
+        crash_at_step(m, net_cls, 15)  # 12 batches per epoch: epoch 2
         with pytest.raises(Crash):
             QLLSTMForecaster(**kw, checkpoint_dir=tmp_path).fit(y)
     assert _checkpoint_epoch(tmp_path) == 1

@@ -352,8 +352,8 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
                 self.initialize()
             if reset and self.checkpoint_dir is not None:
                 fp = fingerprint(self.get_params(deep=False), X_net, target)
-                done = self.training_guard_.resume(checkpoint_path(self.checkpoint_dir, type(self).__name__, fp), fp)
-                fit_params = {**fit_params, "epochs": max(self.max_epochs - done, 0)}
+                path = checkpoint_path(self.checkpoint_dir, type(self).__name__, fp)
+                fit_params = {**fit_params, "epochs": self.training_guard_.resume(path, fp, self.max_epochs)}
             super().partial_fit(X_net, target, **fit_params)
         return self
 

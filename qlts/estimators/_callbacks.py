@@ -246,8 +246,9 @@ class TrainingGuard(Callback):
         return self
 
     # checkpoint set-up, called by fit before training
-    def resume(self, path, fp):
-        """Use ``path`` for checkpoints; returns how many epochs it already holds (0 if none)."""
+    def resume(self, path, fp, max_epochs):
+        """Use ``path`` for checkpoints; returns how many of ``max_epochs`` epochs are left to train
+        (all without a checkpoint, none after a finished fit, early-stopped ones included)."""
         self.path_, self.fingerprint_, self.pending_ = path, fp, None
         if not os.path.exists(path):
             directory, name = os.path.split(path)
@@ -257,13 +258,13 @@ class TrainingGuard(Callback):
                 warnings.warn(f"checkpoint_dir {directory!r} holds unfinished checkpoints of other fits "
                               f"({', '.join(others)}), with other hyper-parameters or data than this fit; "
                               f"starting fresh in {name}", UserWarning, stacklevel=4)
-            return 0
+            return max_epochs
         payload = _persist.read_payload(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint")
         if payload["fingerprint"] != fp:
             raise ValueError(f"{path}: expected a checkpoint of this fit (fingerprint {fp[:16]}...), got one of "
                              f"another fit (fingerprint {payload['fingerprint'][:16]}...); remove the file")
         self.pending_ = payload
-        return int(payload["epoch"])
+        return 0 if payload["finished"] else max(max_epochs - int(payload["epoch"]), 0)
 
     def _write(self, net, *, finished):
         accelerator = getattr(net, "accelerator", None)

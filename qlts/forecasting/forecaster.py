@@ -258,8 +258,8 @@ class QLLSTMForecaster(BaseEstimator):
         fit_params = {}
         if self.checkpoint_dir is not None:
             fp = fingerprint(self.get_params(), Xw, yw, *((valid.X, valid.y) if valid is not None else ()))
-            done = self.net_.training_guard_.resume(checkpoint_path(self.checkpoint_dir, type(self).__name__, fp), fp)
-            fit_params["epochs"] = max(self.max_epochs - done, 0)
+            path = checkpoint_path(self.checkpoint_dir, type(self).__name__, fp)
+            fit_params["epochs"] = self.net_.training_guard_.resume(path, fp, self.max_epochs)
         self.net_.partial_fit(Xw, yw, **fit_params)
         self._set_fitted(levels, frame, cov)
         return self
