@@ -289,9 +289,11 @@ def test_bad_lengths(lengths, pattern):
 
 
 @pytest.mark.parametrize("cell,bidirectional,num_layers", [("qllstm", True, 1), ("qllstm", False, 2), ("lstm", False, 2),
-                                                         ("gru", False, 1), ("bilstm", False, 1)])
+                                                         ("gru", False, 1), ("bilstm", False, 1), ("lstm", True, 2),
+                                                         ("gru", True, 2)])
 def test_encoder_pooling_ignores_padding(cell, bidirectional, num_layers):
-    """Forward-only torch cells run on the padded batch (not packed): the result must not change."""
+    """Torch cells run on the padded batch, not packed (the reverse direction row by row from its
+    own end): padding must not change the result."""
     torch.manual_seed(0)
     for pooling in ("last", "mean", "max"):
         enc = RecurrentEncoder(3, 4, num_layers, cell=cell, bidirectional=bidirectional, pooling=pooling,
@@ -302,6 +304,29 @@ def test_encoder_pooling_ignores_padding(cell, bidirectional, num_layers):
         pooled = enc(padded, torch.tensor([7, 4]))
         torch.testing.assert_close(pooled[1], enc(x[1:, :4])[0])
         torch.testing.assert_close(pooled[0], enc(x[:1])[0])
+
+
+@pytest.mark.parametrize("rnn_class", [nn.LSTM, nn.GRU])
+def test_bidirectional_torch_cells_match_the_packed_run(rnn_class):
+    from qlts.nn.encoder import _bidirectional_padded
+
+    torch.manual_seed(0)
+    rnn = rnn_class(3, 4, 2, batch_first=True, bidirectional=True, dtype=torch.float64)
+    lengths = torch.tensor([6, 2, 5, 1])
+    x = torch.randn(4, 6, 3, dtype=torch.float64, requires_grad=True)
+    out, last = _bidirectional_padded(rnn, x, lengths)
+    packed, h_n = rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    expected, _ = pad_packed_sequence(packed, batch_first=True, total_length=6)
+    h_n = h_n[0] if isinstance(h_n, tuple) else h_n
+    valid = (torch.arange(6) < lengths[:, None]).unsqueeze(-1)
+    torch.testing.assert_close(out * valid, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(last, torch.cat([h_n[-2], h_n[-1]], -1), rtol=1e-12, atol=1e-12)
+    weights = torch.randn(out.shape, dtype=torch.float64) * valid
+    grads = torch.autograd.grad((out * weights).sum() + last.sum(), [x, *rnn.parameters()])
+    grads_packed = torch.autograd.grad((expected * weights).sum() + torch.cat([h_n[-2], h_n[-1]], -1).sum(),
+                                       [x, *rnn.parameters()])
+    for g, e in zip(grads, grads_packed):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cell", ["qllstm", "lstm", "gru", "bilstm"])

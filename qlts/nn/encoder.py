@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .._validation import check_choice, check_int
-from .qllstm import QLLSTM
+from .qllstm import QLLSTM, reverse_padded
 
 CELLS = ("qllstm", "lstm", "gru", "bilstm")
 POOLINGS = ("last", "mean", "max")
@@ -32,6 +31,36 @@ def make_rnn(cell, input_size, hidden_size, num_layers=1, *, dropout=0.0, bidire
     if cell == "gru":
         return nn.GRU(input_size, hidden_size, bidirectional=bidirectional, **common)
     return nn.LSTM(input_size, hidden_size, bidirectional=bidirectional or cell == "bilstm", **common)
+
+
+def _bidirectional_padded(rnn, x, lengths):
+    """A bidirectional nn.LSTM / nn.GRU over a padded batch-first ``x`` with ``lengths``:
+    (output (B, T, 2H), the top layer's final states (B, 2H)).
+
+    Each layer and direction runs on its own through the op nn.LSTM itself calls
+    (``torch.lstm`` / ``torch.gru``), the reverse one on every row reversed within its length.
+    That is what a packed batch computes, but a packed batch leaves oneDNN for a per-step
+    loop (~10x slower on a CPU).
+    """
+    op = torch.lstm if isinstance(rnn, nn.LSTM) else torch.gru
+    layer_input = x.transpose(0, 1)  # time-major, as reverse_padded expects
+    zeros = layer_input.new_zeros(1, x.shape[0], rnn.hidden_size)
+    hx = (zeros, zeros) if isinstance(rnn, nn.LSTM) else zeros
+    names = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if rnn.bias else ())
+    for layer in range(rnn.num_layers):
+        outs = []
+        for suffix in ("", "_reverse"):
+            params = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in names]
+            seq = layer_input if not suffix else reverse_padded(layer_input, lengths)
+            out = op(seq, hx, params, rnn.bias, 1, 0.0, rnn.training, False, False)[0]
+            outs.append(out if not suffix else reverse_padded(out, lengths))
+        layer_input = torch.cat(outs, dim=-1)
+        if rnn.dropout and rnn.training and layer < rnn.num_layers - 1:
+            layer_input = nn.functional.dropout(layer_input, p=rnn.dropout, training=True)
+    H = rnn.hidden_size
+    rows = torch.arange(x.shape[0], device=x.device)
+    last = torch.cat([layer_input[(lengths - 1).to(x.device), rows, :H], layer_input[0, :, H:]], dim=-1)
+    return layer_input.transpose(0, 1), last
 
 
 class RecurrentEncoder(nn.Module):
@@ -74,9 +103,7 @@ class RecurrentEncoder(nn.Module):
             if isinstance(self.rnn, QLLSTM):
                 out, state = self.rnn(x, lengths=lengths)  # padded in and out: no packing
             elif self.rnn.bidirectional:
-                packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-                out, state = self.rnn(packed)
-                out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+                out, last = _bidirectional_padded(self.rnn, x, lengths)
             else:
                 # A forward-only torch RNN's outputs at valid steps never see the padding after
                 # them, and a packed batch would leave oneDNN for a per-step loop (~10x slower).
