@@ -55,7 +55,14 @@ class BacktestFolds:
 
 
 def _score(name, metric, truth, pred, train):
+    # gaps in the user's y: name y (the metrics' own errors would name their y_true / y_train)
+    if not np.isfinite(truth).all():
+        raise ValueError("y: expected finite values in every row a fold forecasts (they are scored), got NaN/inf; "
+                         "fill the gaps, or choose initial/step/horizon so that no fold covers them")
     if metric is mean_absolute_scaled_error:
+        if not np.isfinite(train).all():
+            raise ValueError(f"y: expected finite training rows for metrics {name!r} (scaled by their naive "
+                             "in-sample error), got NaN/inf; fill the gaps or use other metrics")
         try:
             return metric(truth, pred, y_train=train)
         except ValueError as exc:  # the user passed metrics and y, not the fold's y_train: name those

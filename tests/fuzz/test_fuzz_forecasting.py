@@ -102,7 +102,9 @@ def test_backtest(data):
     assert len(scores) == n_folds and len(forecasts) == n_folds * kwargs["horizon"]
     metric_cols = [c for c in scores.columns if c not in ("fold", "cutoff", "n_train", "fit_time")]
     assert len(metric_cols) == len(kwargs["metrics"])
-    if finite_or_nan(y) and not np.isnan(to_float(y)).any():
+    values = to_float(y)
+    # (an MSE of values beyond 1e154 overflows float64 honestly: inf, never NaN)
+    if finite_or_nan(y) and not np.isnan(values).any() and np.abs(values).max(initial=0) < 1e150:
         assert np.isfinite(scores[metric_cols].to_numpy(dtype=np.float64)).all(), \
             f"non-finite scores from finite input:\n{scores}"
 
@@ -136,3 +138,19 @@ def test_forecaster_overflowing_scale_names_y_or_X():
             raise AssertionError(f"{name} with 1e300/inf was accepted")
     pred = QLLSTMForecaster(**tiny).fit(base * 1e30).predict(3)  # huge but representable: fine
     assert np.isfinite(pred.to_numpy()).all()
+
+
+def test_backtest_gap_in_a_scored_fold_names_y():
+    """Bug: a NaN in y where a fold is scored leaked the metric's "y_true: expected finite values"
+    (an argument the caller never passed); with "mase", a NaN in the training rows its "y_train: ..."."""
+    tiny = QLLSTMForecaster(lookback=2, horizon=1, segment_length=1, hidden_size=4, max_epochs=1, verbose=0,
+                            validation_fraction=0.0)
+    cases = ((np.r_[np.arange(8.0), np.nan, 1.0], ("mse",)), (np.r_[1.0, np.nan, np.arange(8.0)], ("mase",)))
+    for y, metrics in cases:
+        try:
+            backtest(tiny, y, initial=6, horizon=2, metrics=metrics)
+        except ValueError as exc:
+            assert str(exc).startswith("y: "), str(exc)
+        else:
+            raise AssertionError("a NaN in a scored fold was accepted")
+
