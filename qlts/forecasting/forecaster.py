@@ -332,9 +332,22 @@ class QLLSTMForecaster(BaseEstimator):
                                  f"context with nan_policy={self.nan_policy!r}, got {int(f.isna().values.sum())}")
         return frame, cov
 
+    def _standardised(self, values, name):
+        """float32 z-scores of ``values`` with the training mean and std. A context value they turn
+        into inf (1e300 after fitting on small values) would make the forecast inf or NaN."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = ((values - self.mean_) / self.scale_).astype(np.float32)
+        if not np.isfinite(z).all():
+            col = int(np.flatnonzero(~np.isfinite(z).reshape(-1, z.shape[-1]).all(axis=0))[0])
+            if name is None:
+                name = "y" if col < len(self.columns_) else "X"
+            raise ValueError(f"{name}: expected finite values whose z-scores (with the mean and std of the training "
+                             f"series) fit in float32, got inf/NaN or a value too large in column {col}")
+        return z
+
     def _forward(self, frame, cov):
         values = frame.to_numpy() if cov is None else np.hstack([frame.to_numpy(), cov.to_numpy()])
-        z = ((values[-self.lookback:] - self.mean_) / self.scale_).astype(np.float32)[None]
+        z = self._standardised(values[-self.lookback:], None)[None]
         self.module_.eval()
         with torch.no_grad():
             out = self.module_(torch.from_numpy(z).to(self.net_.device)).cpu().numpy()[0]
@@ -374,7 +387,7 @@ class QLLSTMForecaster(BaseEstimator):
         width = len(self.columns_) + len(self.covariate_columns_ or [])
         if w.ndim != 3 or w.shape[1:] != (self.lookback, width):
             raise ValueError(f"windows: expected shape (n, {self.lookback}, {width}), got {w.shape}")
-        out = self.net_.predict(((w - self.mean_) / self.scale_).astype(np.float32))
+        out = self.net_.predict(self._standardised(w, "windows"))
         if out.ndim == 4:
             out = out[..., self.quantile_levels_.index(0.5)]
         k = len(self.columns_)

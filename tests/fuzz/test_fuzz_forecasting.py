@@ -154,3 +154,24 @@ def test_backtest_gap_in_a_scored_fold_names_y():
         else:
             raise AssertionError("a NaN in a scored fold was accepted")
 
+
+def test_forecaster_context_beyond_the_fitted_scale_names_y():
+    """Bug: predicting from a context y holding 1e300 (or inf) after fitting on small values gave
+    float32 z-scores of inf and an inf/NaN forecast (backtest with refit=False hit it)."""
+    fc = QLLSTMForecaster(lookback=4, horizon=2, segment_length=2, hidden_size=4, max_epochs=1, verbose=0,
+                          random_state=0).fit(np.sin(np.arange(30.0)))
+    for bad in (1e300, np.inf):
+        context = np.sin(np.arange(10.0))
+        context[-2] = bad
+        try:
+            fc.predict(2, y=context)
+        except ValueError as exc:
+            assert str(exc).startswith("y: "), str(exc)
+        else:
+            raise AssertionError(f"a context holding {bad} was accepted")
+        try:
+            fc.predict_windows(context[-4:].reshape(1, 4, 1))
+        except ValueError as exc:
+            assert str(exc).startswith("windows: "), str(exc)
+        else:
+            raise AssertionError(f"a window holding {bad} was accepted")
