@@ -3,7 +3,8 @@ __version__ = "0.1.0"
 
 # The estimators import torch and skorch: load them on first use, so `import qlts` stays light.
 _LAZY = {"QLLSTMClassifier": "qlts.estimators", "QLLSTMRegressor": "qlts.estimators",
-         "QLLSTMForecaster": "qlts.forecasting", "NaiveForecaster": "qlts.forecasting"}
+         "QLLSTMForecaster": "qlts.forecasting", "NaiveForecaster": "qlts.forecasting",
+         "DivergenceError": "qlts.estimators"}
 __all__ = ["__version__", *_LAZY]
 
 
