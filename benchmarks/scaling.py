@@ -19,7 +19,9 @@ B. Windows per second reaching the training loop (a torch DataLoader, batch 64) 
                  from the page cache; a cold read from disk is slower)
      in-memory   make_windows once, then a TensorDataset
    in order (skorch's default) and shuffled, interleaved round by round. The one-off costs
-   (LazyWindows' NaN scan; make_windows) and the bytes each holds are reported too.
+   (LazyWindows' NaN scan; make_windows) and the bytes each holds are reported too. Then the
+   training throughput: QLLSTMRegressor(hidden_size=64) fitting one pass over the same first
+   windows from each dataset (12,800; 3,200 with --quick).
    Full: 2,000,000 rows x 8 channels, lookback 96, horizon 24, stride 4 (500k windows, 1.8 GB
    of windows in memory). --quick: 200,000 rows.
 
@@ -166,6 +168,34 @@ def bench_lazy(quick, reps, log):
                              "setup_s": scan_s if name == "lazy" else make_s,
                              "held_mb": (lazy._bad.nbytes if name == "lazy" else w.X.nbytes + w.y.nbytes) / 2**20})
                 log(f"  {rows[-1]['order']:<9} {name:<10} {rows[-1]['windows_per_s']:>10,.0f} windows/s")
+        rows += bench_training(lazy, eager, reps, quick, log)
+    return rows
+
+
+def bench_training(lazy, eager, reps, quick, log):
+    """Windows/s of QLLSTMRegressor fitting one pass over the same leading windows from each dataset."""
+    from qlts import QLLSTMRegressor
+
+    n = BATCH * (50 if quick else 200)
+    subsets = {"lazy": torch.utils.data.Subset(lazy, range(n)), "in-memory": torch.utils.data.Subset(eager, range(n))}
+
+    def fit(name):
+        t0 = time.perf_counter()
+        QLLSTMRegressor(hidden_size=64, max_epochs=1, batch_size=BATCH, random_state=0).fit(subsets[name], None)
+        return n / (time.perf_counter() - t0)
+
+    fit("lazy"), fit("in-memory")  # warm-up (JIT)
+    rates = {"lazy": [], "in-memory": []}
+    for r in range(reps):
+        for name in (("lazy", "in-memory") if r % 2 == 0 else ("in-memory", "lazy")):
+            rates[name].append(fit(name))
+    rows = []
+    for name in ("lazy", "in-memory"):
+        ratios = [a / b for a, b in zip(rates[name], rates["in-memory"])]
+        rows.append({"part": "training", "method": name, "order": "in order", "windows": n,
+                     "windows_per_s": statistics.median(rates[name]),
+                     "ratio_to_in_memory": statistics.median(ratios), "reps": reps})
+        log(f"  training  {name:<10} {rows[-1]['windows_per_s']:>10,.0f} windows/s")
     return rows
 
 
@@ -177,33 +207,48 @@ def markdown(args, argv, env, load_start, load_end, grid_rows, lazy_rows):
              f"Environment: {env}", "",
              f"Load average (1 min) at start {load_start:.2f}, at end {load_end:.2f} (the machine is shared; "
              "timings interleave the methods round by round and report medians and median ratios).", ""]
+    cores = os.cpu_count()
+    busy = max(load_start, load_end) > cores - 0.5
     if grid_rows:
         g = grid_rows[-1]
         lines += ["## A. GridSearchCV over QLLSTMClassifier", "",
                   f"{g['fits']} fits per search; warm medians over {g['reps']} rounds. Cluster start "
-                  f"{g['cluster_start_s']:.1f} s; first (cold) dask search {g['cold_first_s']:.1f} s. "
-                  "All runs gave identical cv_results_.", "",
+                  f"{g['cluster_start_s']:.1f} s; first (cold) dask search {g['cold_first_s']:.1f} s (the workers "
+                  "import torch and qlts and load the numba cache). All runs gave identical cv_results_.", "",
                   md_table(["method", "median s", "ratio to serial-1t"],
                            [[r["method"], f"{r['median_s']:.2f}", f"{r['ratio_to_serial_1t']:.2f}"] for r in grid_rows]),
                   ""]
-        best_serial = min(r["median_s"] for r in grid_rows if r["method"].startswith("serial"))
-        lines += [f"The 2-worker cluster takes {g['median_s'] / best_serial:.2f}x the time of the faster serial run "
-                  f"({'faster' if g['median_s'] < best_serial else 'slower'}). With 2 cores, the ideal is 0.5x; the "
-                  "gap is scheduling and (de)serialisation per task, and the small fits here are the worst case "
-                  "for it.", ""]
-    if lazy_rows:
-        r0 = lazy_rows[0]
+        if busy:
+            lines += [f"This run cannot show the cluster's speed-up. The load average was {load_start:.1f}-"
+                      f"{load_end:.1f} on {cores} cores, so the cores were not free: other processes were running, "
+                      "and the two workers shared the cores with them. Run it again on an idle machine. The ideal "
+                      "there is 0.5x, plus the cluster's per-task overhead.", ""]
+        lines += ["serial-2t gives one fit 2 torch threads. On a busy machine, a recurrent step's threads wait "
+                  "for a core at every barrier, which is the oversubscription that the worker thread cap "
+                  "(qlts.parallel) prevents.", ""]
+    windows = [r for r in lazy_rows if r["part"] == "windows"]
+    training = [r for r in lazy_rows if r["part"] == "training"]
+    if windows:
+        r0 = windows[0]
         lines += ["## B. Windows per second into a DataLoader (batch 64)", "",
                   f"{r0['windows']:,} windows (lookback {LOOKBACK}, horizon {HORIZON}, stride {STRIDE}, {CHANNELS} "
                   f"channels, 0.1% NaN cells); the first {r0['batches_timed']} batches per run; medians over "
                   f"{r0['reps']} rounds.", "",
                   md_table(["order", "method", "windows/s", "ratio to in-memory", "setup s", "held MB"],
                            [[r["order"], r["method"], f"{r['windows_per_s']:,.0f}", f"{r['ratio_to_in_memory']:.2f}",
-                             f"{r['setup_s']:.2f}", f"{r['held_mb']:.3g}"] for r in lazy_rows]),
+                             f"{r['setup_s']:.2f}", f"{r['held_mb']:.3g}"] for r in windows]),
                   "",
-                  "setup: LazyWindows' one NaN scan of the file vs make_windows. held: what stays in memory besides "
-                  "the file's page cache (LazyWindows keeps only the dropped windows' indices). A QL-LSTM training "
-                  "step on a batch takes milliseconds, so either rate is far above what training consumes.", ""]
+                  "setup is LazyWindows' one NaN scan of the file, against make_windows. held is what stays in "
+                  "memory besides the file's page cache: LazyWindows keeps only the dropped windows' indices.", ""]
+    if training:
+        lines += ["### Training throughput", "",
+                  f"QLLSTMRegressor(hidden_size=64, batch_size={BATCH}), one pass over the first "
+                  f"{training[0]['windows']:,} windows of each dataset. Medians over {training[0]['reps']} "
+                  "interleaved rounds.", "",
+                  md_table(["method", "windows/s", "ratio to in-memory"],
+                           [[r["method"], f"{r['windows_per_s']:,.0f}", f"{r['ratio_to_in_memory']:.2f}"]
+                            for r in training]),
+                  ""]
     return "\n".join(lines)
 
 
