@@ -19,8 +19,11 @@ def test_scaling_benchmark_quick(tmp_path):
     assert "Load average (1 min) at start" in text
     with open(tmp_path / "scaling.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [(r["order"], r["method"]) for r in rows] == [
-        ("in order", "lazy"), ("in order", "in-memory"), ("shuffled", "lazy"), ("shuffled", "in-memory")]
+    assert [(r["part"], r["order"], r["method"]) for r in rows] == [
+        ("windows", "in order", "lazy"), ("windows", "in order", "in-memory"), ("windows", "shuffled", "lazy"),
+        ("windows", "shuffled", "in-memory"), ("training", "in order", "lazy"), ("training", "in order", "in-memory")]
     for r in rows:
-        assert float(r["windows_per_s"]) > 0 and int(r["windows"]) > 40_000
-    assert float(rows[1]["ratio_to_in_memory"]) == 1.0
+        assert float(r["windows_per_s"]) > 0
+    assert int(rows[0]["windows"]) > 40_000 and int(rows[-1]["windows"]) == 3200
+    assert float(rows[1]["ratio_to_in_memory"]) == float(rows[-1]["ratio_to_in_memory"]) == 1.0
+    assert "### Training throughput" in text
