@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup demo test bench-quick clean
+.PHONY: setup demo test fuzz-long clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# hypothesis, 2,000 examples per public entry point (~20 min; counts in benchmarks/results/reliability.md)
+fuzz-long: setup
+	QLTS_FUZZ_PROFILE=long $(PY) -m pytest tests/fuzz -p no:cacheprovider --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) qlts_demo_output .pytest_cache
