@@ -27,7 +27,9 @@ __all__ = ["LazyWindows", "ParquetRows"]
 # resident before they are handed back (see _release): both bound the process's RSS.
 CHUNK_BYTES = 64 * 2**20
 RELEASE_BYTES = 128 * 2**20
-_FAULT_BYTES = 128 * 2**10
+_FAULT_BYTES = 128 * 2**10  # the least a window's read can map: 16 pages of fault-around, twice
+_CHECK_BYTES = 16 * 2**20  # estimated reads between two looks at the resident pages
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _CHECK_BATCH = 4096  # windows per make_windows call when checking windows near a NaN
 
 
@@ -105,6 +107,15 @@ def _open(data):
                     f"file, got {type(data).__name__}" + (f" with shape {data.shape}" if hasattr(data, "shape") else ""))
 
 
+def _resident_file_bytes():
+    """Resident file-backed pages of this process in bytes (Linux /proc/self/statm), or None."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[2]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _release(arr):
     """Hand a read-only memory map's resident pages back to the kernel (they are re-read from the
     page cache when touched again), so reading a large file does not grow the RSS without bound."""
@@ -139,8 +150,8 @@ class LazyWindows(torch.utils.data.Dataset):
         stream is scanned once, in chunks, when the dataset is made; only windows near a NaN
         row are kept in memory, as a sorted list.
 
-    Memory: a few chunks of the stream, plus the resident pages of the memory map, which are
-    handed back every ``RELEASE_BYTES`` read. Shuffling (``iterator_train__shuffle=True``)
+    Memory: a chunk of the stream while scanning, plus the resident pages of the memory map, which
+    are handed back whenever they grow by ``RELEASE_BYTES``. Shuffling (``iterator_train__shuffle=True``)
     works, but torch's RandomSampler holds a permutation of all windows (about 40 bytes per
     window); for billions of windows keep the default in-order batches or a larger stride.
     """
@@ -168,7 +179,7 @@ class LazyWindows(torch.utils.data.Dataset):
         self.target_shape = first.y.shape[1:]
         self.n_outputs = int(np.prod(self.target_shape))
         self.n_windows = (len(self.data) - self.span) // self.stride + 1
-        self._read = 0
+        self._read, self._resident_after_release = 0, _resident_file_bytes() or 0
         self._bad = self._scan()
         self._bad_shift = self._bad - np.arange(len(self._bad))
 
@@ -194,12 +205,23 @@ class LazyWindows(torch.utils.data.Dataset):
         else:
             rows = (starts[:, None] + np.arange(self.span)).reshape(-1)
             block, step = np.asarray(self.data[rows]), self.span  # a copy of just these rows
-        # a page fault maps up to 16 pages (64 KiB) around it, and a window may fault twice: count 128 KiB
-        self._read += max(block.nbytes, len(starts) * _FAULT_BYTES)
-        if self._read > RELEASE_BYTES:
-            _release(self.data)
-            self._read = 0
+        self._bound_resident(max(block.nbytes, len(starts) * _FAULT_BYTES))
         return make_windows(block, self.lookback, self.horizon, stride=step, nan_policy=nan_policy, **self._options)
+
+    def _bound_resident(self, nbytes):
+        """Hand the map's pages back once they hold RELEASE_BYTES more than after the last release.
+
+        A fault maps more than the rows asked for (fault-around, large page-cache folios: from
+        64 KiB to megabytes), so the process's resident file pages are read from /proc/self/statm
+        every ~16 MB of estimated reads; where that is unavailable, the estimate alone decides."""
+        self._read += nbytes
+        if self._read < _CHECK_BYTES:
+            return
+        self._read = 0
+        resident = _resident_file_bytes()
+        if resident is None or resident - self._resident_after_release > RELEASE_BYTES:
+            _release(self.data)
+            self._resident_after_release = _resident_file_bytes() or 0
 
     def _near_nan(self, lo, hi):
         """Windows whose rows meet a NaN in rows [lo, hi) (of any column: a superset of the invalid ones)."""
@@ -235,6 +257,7 @@ class LazyWindows(torch.utils.data.Dataset):
                     self._raise(int(ks[np.argmin(ok)]))
                 bad.append(ks[~ok])
             _release(self.data)
+            self._resident_after_release = _resident_file_bytes() or 0
         return np.unique(np.concatenate(bad)) if bad else np.empty(0, dtype=np.int64)
 
     def _raise(self, k):
