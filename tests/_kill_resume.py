@@ -23,10 +23,22 @@ MAX_EPOCHS = 4
 # The child fits a small model whose epochs take about 0.1-0.5 s, so a kill lands mid-epoch.
 # argv: kind, checkpoint_dir, out prefix [, out prefix of an uninterrupted run in the same process]
 CHILD = textwrap.dedent(f"""
-    import json, sys
-    import numpy as np, pandas as pd
+    import json, os, sys, time
+    import numpy as np, pandas as pd, skorch
     from qlts import QLLSTMClassifier, QLLSTMForecaster, QLLSTMRegressor
     kind, ckpt_dir, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    pause_at = int(os.environ.get("QLTS_TEST_PAUSE_AT_STEP", 0))
+    if pause_at:  # stop inside training step pause_at, say so, and wait for the parent's SIGKILL
+        train_step, steps = skorch.NeuralNet.train_step, [0]
+
+        def paused_train_step(self, batch, **kwargs):
+            steps[0] += 1
+            if steps[0] == pause_at:
+                open(os.environ["QLTS_TEST_PAUSE_FILE"], "w").close()
+                time.sleep(600)
+            return train_step(self, batch, **kwargs)
+
+        skorch.NeuralNet.train_step = paused_train_step
     rng = np.random.default_rng(0)
     X = rng.normal(size=(192, 30, 3)).astype("float32")
     t = np.arange(700.0)
@@ -66,6 +78,31 @@ def checkpoint(ckpt_dir):
     return payload["epoch"], payload
 
 
+def kill_at_step(script, kind, ckpt_dir, out, step, timeout=240):
+    """Start the child, wait until it is inside training step ``step`` (it pauses there and writes a
+    marker file), and SIGKILL it: a kill at a known point, whatever the machine's speed. Returns the
+    checkpoint that survived."""
+    marker = out + ".paused"
+    env = dict(os.environ, QLTS_TEST_PAUSE_AT_STEP=str(step), QLTS_TEST_PAUSE_FILE=marker)
+    proc = subprocess.Popen([sys.executable, script, kind, ckpt_dir, out], stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(marker):
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode()[-3000:])
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the fit did not reach training step {step} in {timeout} s")
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    return checkpoint(ckpt_dir)[1]
+
+
 def kill_mid_epoch(script, kind, ckpt_dir, out, fraction=0.5, timeout=240):
     """Start the child, time the checkpoints of epochs 1 and 2, and SIGKILL it ``fraction`` of an
     epoch after the second. Returns the checkpoint that survived, or None when the fit ended first."""
@@ -103,15 +140,20 @@ def run_child(script, kind, ckpt_dir, out, straight_out):
         raise RuntimeError(proc.stderr[-3000:])
 
 
-def trial(workdir, kind, fraction=0.5):
+def trial(workdir, kind, fraction=0.5, step=None):
     """One trial in the empty folder ``workdir``: a dict describing what held, or None when the
-    fit ended before the kill."""
+    fit ended before the kill. With ``step`` the child is killed inside that training step (see
+    :func:`kill_at_step`), else ``fraction`` of an epoch after the second checkpoint."""
     from qlts import QLLSTMClassifier, QLLSTMForecaster, QLLSTMRegressor
 
     script, ckpt = os.path.join(workdir, "child.py"), os.path.join(workdir, "ckpt")
     with open(script, "w") as fh:
         fh.write(CHILD)
-    survived = kill_mid_epoch(script, kind, ckpt, os.path.join(workdir, "killed"), fraction)
+    killed = os.path.join(workdir, "killed")
+    if step is None:
+        survived = kill_mid_epoch(script, kind, ckpt, killed, fraction)
+    else:
+        survived = kill_at_step(script, kind, ckpt, killed, step)
     if survived is None:
         return None
     leftovers = [f for f in os.listdir(ckpt) if not f.endswith(".ckpt")]

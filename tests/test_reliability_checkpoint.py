@@ -23,9 +23,11 @@ def _checkpoint_epoch(ckpt_dir):
 @pytest.mark.parametrize("kind", ["classifier", pytest.param("forecaster", marks=pytest.mark.slow),
                                   pytest.param("regressor", marks=pytest.mark.slow)])
 def test_sigkill_mid_epoch_then_rerun_is_bit_identical(tmp_path, kind):
-    result = trial(str(tmp_path), kind, fraction=0.5)
-    assert result is not None, "the fit ended before it could be killed: make it longer"
-    assert 2 <= result["checkpoint_epoch"] < MAX_EPOCHS and not result["finished_before_kill"]
+    # killed halfway through epoch 3 (training steps per epoch of each child fit, see _kill_resume),
+    # with epoch 2's checkpoint on disk, however fast the machine
+    steps_per_epoch = {"classifier": 11, "regressor": 12, "forecaster": 32}[kind]
+    result = trial(str(tmp_path), kind, step=2 * steps_per_epoch + steps_per_epoch // 2)
+    assert result["checkpoint_epoch"] == 2 < MAX_EPOCHS and not result["finished_before_kill"]
     assert result["temp_files_left"] == 0  # the kill left no half-written checkpoint
     assert result["resumed_from_checkpoint"]
     assert result["weights_equal"] and result["predictions_equal"]
