@@ -6,6 +6,7 @@ benchmarks/reliability_resume.py (many trials at random kill times).
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -78,42 +79,54 @@ def checkpoint(ckpt_dir):
     return payload["epoch"], payload
 
 
+@contextlib.contextmanager
+def _child(script, kind, ckpt_dir, out, env=None):
+    """The fit running in a child process; killed and reaped on the way out, whatever happened."""
+    proc = subprocess.Popen([sys.executable, script, kind, ckpt_dir, out], stderr=subprocess.PIPE, env=env)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def _check_running(proc, deadline, waiting_for):
+    """Raise when the child died (with its stderr) or the wait passed ``deadline``."""
+    if proc.poll() is not None:
+        raise RuntimeError(proc.stderr.read().decode()[-3000:])
+    if time.monotonic() > deadline:
+        raise TimeoutError(f"waited in vain for {waiting_for}")
+
+
+def _sigkill(proc):
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 def kill_at_step(script, kind, ckpt_dir, out, step, timeout=240):
     """Start the child, wait until it is inside training step ``step`` (it pauses there and writes a
     marker file), and SIGKILL it: a kill at a known point, whatever the machine's speed. Returns the
     checkpoint that survived."""
     marker = out + ".paused"
     env = dict(os.environ, QLTS_TEST_PAUSE_AT_STEP=str(step), QLTS_TEST_PAUSE_FILE=marker)
-    proc = subprocess.Popen([sys.executable, script, kind, ckpt_dir, out], stderr=subprocess.PIPE, env=env)
-    try:
+    with _child(script, kind, ckpt_dir, out, env) as proc:
         deadline = time.monotonic() + timeout
         while not os.path.exists(marker):
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode()[-3000:])
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the fit did not reach training step {step} in {timeout} s")
+            _check_running(proc, deadline, f"training step {step} ({timeout} s)")
             time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        _sigkill(proc)
     return checkpoint(ckpt_dir)[1]
 
 
 def kill_mid_epoch(script, kind, ckpt_dir, out, fraction=0.5, timeout=240):
     """Start the child, time the checkpoints of epochs 1 and 2, and SIGKILL it ``fraction`` of an
     epoch after the second. Returns the checkpoint that survived, or None when the fit ended first."""
-    proc = subprocess.Popen([sys.executable, script, kind, ckpt_dir, out], stderr=subprocess.PIPE)
-    try:
+    with _child(script, kind, ckpt_dir, out) as proc:
         seen, deadline = {}, time.monotonic() + timeout
         while len(seen) < 2:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode()[-3000:])
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no checkpoint of epoch 2 in {timeout} s")
+            _check_running(proc, deadline, f"the checkpoint of epoch 2 ({timeout} s)")
             epoch = checkpoint(ckpt_dir)[0]
             if epoch and epoch not in seen:
                 seen[epoch] = time.monotonic()
@@ -122,13 +135,7 @@ def kill_mid_epoch(script, kind, ckpt_dir, out, fraction=0.5, timeout=240):
         time.sleep(fraction * (t2 - t1) / (e2 - e1))
         if proc.poll() is not None:
             return None
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        _sigkill(proc)
     return checkpoint(ckpt_dir)[1]
 
 
