@@ -145,8 +145,7 @@ def _forward(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, length
     """out, h_n, c_n and what backward needs: (a, u) per step (T, B, 2, H) and c per step."""
     T, B, _ = x.shape
     H = weight_hh.shape[1]
-    a = float(alpha)
-    kappa = 1.0 - a if convex else 1.0
+    a, kappa = _alpha_kappa(alpha, convex)
     xw = (x.detach() @ weight_ih.detach().t()).contiguous().view(T, B, 2, H)  # becomes (a, u) in place
     out, h_n, c_n = _outputs(T, B, H, x.dtype)
     c_all = torch.empty(T, B, H, dtype=x.dtype)
@@ -161,8 +160,7 @@ def _infer(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths,
     """out, h_n, c_n with nothing saved: one product per step against [W_x | W_h]^T."""
     T, B, _ = x.shape
     H = weight_hh.shape[1]
-    a = float(alpha)
-    kappa = 1.0 - a if convex else 1.0
+    a, kappa = _alpha_kappa(alpha, convex)
     w_cat_t = torch.cat([weight_ih.detach(), weight_hh.detach()], 1).t()
     out, h_n, c_n = _outputs(T, B, H, x.dtype)
     fixed = (_numpy(x), _numpy(h0), _numpy(c0), _numpy(w_cat_t), _numpy(bias_u), _numpy(gamma), _numpy(beta), a,
@@ -170,6 +168,12 @@ def _infer(x, h0, c0, weight_ih, weight_hh, bias_u, gamma, beta, alpha, lengths,
     outputs = (out.numpy(), h_n.numpy(), c_n.numpy())
     _run_chunks(_k.infer_chunk, B, lambda b0, b1, k: fixed + (b0, b1) + outputs)
     return out, h_n, c_n
+
+
+def _alpha_kappa(alpha, convex):
+    """alpha as a float and the gated update's weight kappa (DESIGN section 1)."""
+    a = float(alpha)
+    return a, (1.0 - a if convex else 1.0)
 
 
 def _outputs(T, B, H, dtype):
@@ -195,8 +199,7 @@ class _Scan(torch.autograd.Function):
         x, h0, c0, weight_ih, weight_hh, gamma, beta, alpha, out, au, c_all = ctx.saved_tensors
         T, B, d = x.shape
         H = weight_hh.shape[1]
-        a = float(alpha)
-        kappa = 1.0 - a if ctx.convex else 1.0
+        a, kappa = _alpha_kappa(alpha, ctx.convex)
         d_z = torch.empty(T, B, 2 * H, dtype=x.dtype)
         dh0 = torch.empty(B, H, dtype=x.dtype)
         dc0 = torch.empty(B, H, dtype=x.dtype)
