@@ -59,6 +59,14 @@ def estimator_params(draw):
     return params
 
 
+def draw_predict_input(data, X, F):
+    """The X to predict on: the fit's own X, or a new small batch (sometimes with one feature too many)."""
+    if data.draw(st.booleans(), "predict on fit X"):
+        return X
+    return data.draw(sequence_batches(data.draw(st.integers(1, 3)), data.draw(st.sampled_from([F, F, F + 1]))),
+                     "X_new")
+
+
 def fit_predict(est, X, y, X_new, *, divergence=True):
     before = [snapshot(v) for v in (X, y, X_new)]
     try:
@@ -86,8 +94,7 @@ def test_classifier(data):
         y[data.draw(st.integers(0, n - 1))] = data.draw(st.sampled_from([np.nan, np.inf]))
     if data.draw(st.integers(0, 9), "wrong length") == 0:
         y = np.append(y, y[:1])
-    X_new = X if data.draw(st.booleans(), "predict on fit X") else data.draw(
-        sequence_batches(data.draw(st.integers(1, 3)), data.draw(st.sampled_from([F, F, F + 1]))), "X_new")
+    X_new = draw_predict_input(data, X, F)
     est = QLLSTMClassifier(**data.draw(estimator_params(), "params"))
     out = fit_predict(est, X, y, X_new)
     if out is None:
@@ -110,8 +117,7 @@ def test_regressor(data):
     y = data.draw(arrays((n,) if k is None else (n, k), max_specials=data.draw(st.sampled_from([0, 1, 3]))), "y")
     if data.draw(st.integers(0, 9), "wrong length") == 0:
         y = y[1:]
-    X_new = X if data.draw(st.booleans(), "predict on fit X") else data.draw(
-        sequence_batches(data.draw(st.integers(1, 3)), data.draw(st.sampled_from([F, F, F + 1]))), "X_new")
+    X_new = draw_predict_input(data, X, F)
     est = QLLSTMRegressor(**data.draw(estimator_params(), "params"))
     out = fit_predict(est, X, y, X_new)
     if out is None:
