@@ -16,6 +16,8 @@ Full size (a GPU; the defaults):
     python benchmarks/paper_table.py
 CI (2,000 documents: 1,000 train + 1,000 test, 128 tokens, small model, 1 epoch, 1 seed):
     python benchmarks/paper_table.py --quick --out /tmp/results
+Seeds run in separate invocations (same flags, other --seeds and --out) combine into one table:
+    python benchmarks/paper_table.py <same flags> --add-runs A/paper_table_runs.csv B/paper_table_runs.csv --report-only
 """
 from __future__ import annotations
 
@@ -59,7 +61,14 @@ def parse_args(argv):
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--valid-fraction", type=float, default=0.1)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    return _common.parse_model_args(p, argv, QUICK)
+    p.add_argument("--add-runs", nargs="+", default=[], metavar="CSV",
+                   help="paper_table_runs.csv files of earlier invocations with the same settings: their seeds join "
+                        "this table")
+    p.add_argument("--report-only", action="store_true", help="train nothing: the table from --add-runs alone")
+    args = _common.parse_model_args(p, argv, QUICK)
+    if args.report_only and not args.add_runs:
+        p.error("--report-only: expected --add-runs with at least one paper_table_runs.csv, got none")
+    return args
 
 
 def load_data(args):
@@ -86,7 +95,32 @@ def make_estimator(cell, args, vocab_size, seed, device):
                             iterator_train__shuffle=True)
 
 
-def run(args, device):
+def settings_text(args):
+    """Everything that must match for runs to share a table (all but seeds, models, threads and --out)."""
+    return (f"{args.train_docs:,} training documents (the last {args.valid_fraction:.0%} held out for early "
+            f"stopping) and {args.test_docs:,} test documents of the original split; vocabulary "
+            f"{args.vocab:,}; first {', '.join(map(str, args.max_len))} tokens; embedding {args.embedding_dim}, "
+            f"hidden {args.hidden_size} (per direction), pooling {args.pooling}; Adam lr {args.lr}, batch "
+            f"{args.batch_size}, at most {args.epochs} epoch(s), patience {args.patience}, gradient clip 1.0")
+
+
+def read_runs(paths, args):
+    """Rows of earlier paper_table_runs.csv files; refuses a file run with other settings."""
+    import csv
+
+    want, runs = settings_text(args), []
+    for path in paths:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("settings") != want:
+                    raise ValueError(f"--add-runs: {path} was run with settings {row.get('settings')!r}, "
+                                     f"expected this run's {want!r}")
+                runs.append({k: (v if k in ("model", "settings", "command") else float(v) if "." in v else int(v))
+                             for k, v in row.items()})
+    return runs
+
+
+def run(args, device, command):
     data, vocab_size = load_data(args)
     runs = []  # one dict per (max_len, seed, model)
     for max_len, (Xtr, ytr, Xva, yva, Xte, yte) in data.items():
@@ -108,7 +142,8 @@ def run(args, device):
                                  epochs_run=len(rec["epoch_seconds"]), best_epoch=rec["best_epoch"],
                                  median_epoch_s=round(statistics.median(rec["epoch_seconds"]), 3),
                                  epoch_time_ratio_to_lstm=round(ratios[m], 4),
-                                 test_s=round(time.perf_counter() - start, 2)))
+                                 test_s=round(time.perf_counter() - start, 2), settings=settings_text(args),
+                                 command=command))
                 print(f"  {LABELS[m]:<8} test accuracy {acc:6.2f}%  epoch {runs[-1]['median_epoch_s']:.1f} s  "
                       f"ratio to LSTM {ratios[m]:.3f}", flush=True)
     return runs
@@ -119,8 +154,13 @@ def summarise(runs, args):
     rows = []
     for max_len in args.max_len:
         lstm_rec = next(r["recurrent_params"] for r in runs if r["max_len"] == max_len and r["model"] == "lstm")
-        for m in args.models:
+        for m in MODELS:
             rs = [r for r in runs if r["max_len"] == max_len and r["model"] == m]
+            if not rs:
+                continue
+            seeds = [r["seed"] for r in rs]
+            if len(set(seeds)) < len(seeds):
+                raise ValueError(f"--add-runs: seeds {sorted(seeds)} of {LABELS[m]} at {max_len} tokens repeat")
             accs = [r["test_accuracy"] for r in rs]
             rows.append(dict(max_len=max_len, model=LABELS[m], recurrent_params=rs[0]["recurrent_params"],
                              recurrent_share_of_lstm=round(rs[0]["recurrent_params"] / lstm_rec, 4),
@@ -191,12 +231,8 @@ def plot(rows, path):
 
 
 def report(rows, runs, args, command, env, seconds):
-    settings = (f"{args.train_docs:,} training documents (the last {args.valid_fraction:.0%} held out for early "
-                f"stopping) and {args.test_docs:,} test documents of the original split; vocabulary "
-                f"{args.vocab:,}; first {', '.join(map(str, args.max_len))} tokens; embedding {args.embedding_dim}, "
-                f"hidden {args.hidden_size} (per direction), pooling {args.pooling}; Adam lr {args.lr}, batch "
-                f"{args.batch_size}, at most {args.epochs} epoch(s), patience {args.patience}, gradient clip 1.0; "
-                f"seeds {args.seeds}")
+    settings = f"{settings_text(args)}; seeds {sorted({r['seed'] for r in runs})}"
+    commands = list(dict.fromkeys([*(r["command"] for r in runs), command]))
     header = ["tokens", "model", "recurrent params", "% of LSTM", "total params", "test accuracy %", "seeds",
               "s / epoch", "epoch time / LSTM", "epochs run"]
     table = _common.md_table(header, [
@@ -210,8 +246,9 @@ def report(rows, runs, args, command, env, seconds):
                              [[LABELS[m], a, f"{p / 1e6:.1f}M"] for m, (a, p) in PAPER.items()])
     return "\n".join([
         "# Paper table: IMDB at extended length", "",
-        f"Command: `{command}`  ", f"Environment: {env}  ", f"Settings: {settings}.  ",
-        f"Wall time: {seconds / 60:.1f} min.", "",
+        "Command: " + "; ".join(f"`{c}`" for c in commands) + "  ", f"Environment: {env}  ",
+        f"Settings: {settings}.  ", f"Wall time: {seconds / 60:.1f} min." if seconds else "Wall time: see the runs.",
+        "",
         "Accuracy is mean ± std over seeds; s / epoch is the median training time per epoch; epoch time / LSTM is "
         "the median, over epochs and seeds, of each model's epoch time divided by the LSTM's epoch in the same "
         "round (models train one epoch each in turn).", "",
@@ -226,10 +263,12 @@ def main(argv=None):
     args = parse_args(argv)
     device = _common.setup(args)
     start = time.perf_counter()
-    runs = run(args, device)
+    command = _common.command_line("paper_table.py", argv)
+    runs = read_runs(args.add_runs, args) + ([] if args.report_only else run(args, device, command))
     rows = summarise(runs, args)
     env = _common.environment(device)
-    text = report(rows, runs, args, _common.command_line("paper_table.py", argv), env, time.perf_counter() - start)
+    seconds = 0 if args.report_only else time.perf_counter() - start
+    text = report(rows, runs, args, command, env, seconds)
     _common.write_results(args.out, "paper_table", text, rows)
     _common.write_results(args.out, "paper_table_runs", None, runs)  # every (tokens, seed, model)
     plot(rows, os.path.join(args.out, "paper_table.png"))

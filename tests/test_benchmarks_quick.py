@@ -11,12 +11,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_quick(script, out, data_dir):
+def run_quick(script, out, data_dir, *extra, ok=True):
     env = dict(os.environ, QLTS_DATA=str(data_dir), MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, f"benchmarks/{script}", "--quick", "--out", str(out)], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}", "--quick", "--out", str(out), *extra],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert (proc.returncode == 0) == ok, proc.stderr[-3000:]
+    return proc.stdout if ok else proc.stderr
 
 
 def read_csv(path):
@@ -49,6 +49,24 @@ def test_paper_table_quick(tmp_path, shared_data_dir):
     assert "## Targets (issue 8)" in text and "not a test of the target" in text
     runs = read_csv(tmp_path / "paper_table_runs.csv")
     assert len(runs) == 4
+
+    # a second invocation's seeds join the table: here a copy of the runs as seed 1, 10 points better
+    first = tmp_path / "paper_table_runs.csv"
+    second = tmp_path / "seed1_runs.csv"
+    with open(second, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(runs[0]))
+        writer.writeheader()
+        writer.writerows({**r, "seed": "1", "test_accuracy": str(float(r["test_accuracy"]) + 10)} for r in runs)
+    merged = tmp_path / "merged"
+    run_quick("paper_table.py", merged, shared_data_dir, "--add-runs", str(first), str(second), "--report-only")
+    for r in read_csv(merged / "paper_table.csv"):
+        assert r["seeds"] == "2"
+        assert abs(float(r["accuracy_mean"]) - (float(rows[r["model"]]["accuracy_mean"]) + 5)) < 1e-6
+    assert len(read_csv(merged / "paper_table_runs.csv")) == 8
+    # runs made with other settings are refused, by name
+    err = run_quick("paper_table.py", merged, shared_data_dir, "--lr", "0.01", "--add-runs", str(first),
+                    "--report-only", ok=False)
+    assert "--add-runs" in err and "lr 0.002" in err and "lr 0.01" in err
 
 
 def test_sequences_quick(tmp_path, shared_data_dir):
