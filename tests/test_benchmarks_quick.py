@@ -63,6 +63,17 @@ def test_paper_table_quick(tmp_path, shared_data_dir):
         assert r["seeds"] == "2"
         assert abs(float(r["accuracy_mean"]) - (float(rows[r["model"]]["accuracy_mean"]) + 5)) < 1e-6
     assert len(read_csv(merged / "paper_table_runs.csv")) == 8
+    # the same seed twice: dropped when it reproduces its accuracy, refused when it does not
+    run_quick("paper_table.py", merged, shared_data_dir, "--add-runs", str(first), str(first), "--report-only")
+    assert all(r["seeds"] == "1" for r in read_csv(merged / "paper_table.csv"))
+    clash = tmp_path / "clash_runs.csv"
+    with open(clash, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(runs[0]))
+        writer.writeheader()
+        writer.writerows({**r, "test_accuracy": str(float(r["test_accuracy"]) + 1)} for r in runs)
+    err = run_quick("paper_table.py", merged, shared_data_dir, "--add-runs", str(first), str(clash),
+                    "--report-only", ok=False)
+    assert "appears twice with different accuracies" in err
     # runs made with other settings are refused, by name
     err = run_quick("paper_table.py", merged, shared_data_dir, "--lr", "0.01", "--add-runs", str(first),
                     "--report-only", ok=False)
