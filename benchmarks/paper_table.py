@@ -21,6 +21,7 @@ Seeds run in separate invocations (same flags, other --seeds and --out) combine 
 """
 from __future__ import annotations
 
+import csv
 import os
 import statistics
 import sys
@@ -106,8 +107,6 @@ def settings_text(args):
 
 def read_runs(paths, args):
     """Rows of earlier paper_table_runs.csv files; refuses a file run with other settings."""
-    import csv
-
     want, runs = settings_text(args), []
     for path in paths:
         with open(path, newline="") as fh:
