@@ -126,15 +126,15 @@ def write_markdown(frame, path):
              "training split; multivariate, channel-independent; MSE/MAE on the normalised test split over every "
              "stride-1 window). Written by `benchmarks/forecasting.py`; every row of `forecasting.csv` carries "
              "the command that produced it. Mean over seeds, (std) where more than one seed ran.", ""]
-    lines += ["| dataset | H | d_model | w | loss | lr | lr decay | batch | dropout | weight decay | norm | zero head | "
-              "cell | seeds | MSE | MAE | naive MSE | recurrent params | total params | best epoch | fit s |",
-              "|" + "---|" * 21]
+    lines += ["| dataset | H | d_model | w | loss | lr | lr decay | batch | dropout | weight decay | norm | "
+              "zero head | cell | seeds | MSE | MAE | naive MSE | recurrent params | total params | best epoch | "
+              "fit s |", "|" + "---|" * 21]
     for _, r in s.iterrows():
         std = f" ({r.mse_std:.3f})" if r.seeds > 1 else ""
         lines.append(f"| {r.dataset} | {r.horizon} | {r.hidden_size} | {r.segment_length} | {r.loss} | {r.lr:g} | "
                      f"{r.lr_decay:g} | {r.batch_size} | {r.dropout:g} | {r.weight_decay:g} | {r.norm} | "
-                     f"{'yes' if r.zero_head else 'no'} | {r.cell} | {r.seeds} | {r.mse:.4f}{std} | {r.mae:.4f} | {r.naive_mse:.4f} | "
-                     f"{r.recurrent_params:,} | {r.total_params:,} | {r.epochs:.1f} | {r.fit_s:.0f} |")
+                     f"{'yes' if r.zero_head else 'no'} | {r.cell} | {r.seeds} | {r.mse:.4f}{std} | {r.mae:.4f} | "
+                     f"{r.naive_mse:.4f} | {r.recurrent_params:,} | {r.total_params:,} | {r.epochs:.1f} | {r.fit_s:.0f} |")
     lines += ["", "Published MSE at lookback 96 (quoted, not rerun here):", ""]
     for (ds, h), pub in PUBLISHED.items():
         lines.append(f"- {ds} H={h}: " + ", ".join(f"{k} {v:.3f}" for k, v in pub.items())

@@ -54,11 +54,14 @@ class BacktestFolds:
                 for c in range(self.initial, last + 1, self.step)]
 
 
-def _score(name, metric, truth, pred, train):
+def _check_scored_rows(truth):
     # gaps in the user's y: name y (the metrics' own errors would name their y_true / y_train)
     if not np.isfinite(truth).all():
         raise ValueError("y: expected finite values in every row a fold forecasts (they are scored), got NaN/inf; "
                          "fill the gaps, or choose initial/step/horizon so that no fold covers them")
+
+
+def _score(name, metric, truth, pred, train):
     if metric is mean_absolute_scaled_error:
         if not np.isfinite(train).all():
             raise ValueError(f"y: expected finite training rows for metrics {name!r} (scaled by their naive "
@@ -130,8 +133,9 @@ def _backtest_block(forecaster, frame, cov, series, horizon, folds, scorers):
         pred = pd.DataFrame(np.asarray(pred, dtype=np.float64).reshape(truth.shape), index=truth.index,
                             columns=truth.columns)
         row = {"fold": fold, "cutoff": frame.index[cutoff], "n_train": cutoff - start, "fit_time": fit_time}
-        row.update({name: _score(name, f, truth.to_numpy(), pred.to_numpy(), train_y.to_numpy())
-                    for name, f in scorers.items()})
+        scored = truth.to_numpy(), pred.to_numpy(), train_y.to_numpy()
+        _check_scored_rows(scored[0])
+        row.update({name: _score(name, f, *scored) for name, f in scorers.items()})
         rows.append(row)
         long = pd.concat({"forecast": pred, "actual": truth}, axis=1)
         long.columns = [f"{col}_{kind}" for kind, col in long.columns]

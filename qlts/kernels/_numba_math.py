@@ -9,8 +9,8 @@ built in the exponent bits. float64: Taylor, degree 12 (truncation below one ulp
 the degree-5 minimax polynomial (relative error 5.8e-8 on |r| <= ln2/2; 2.3e-7 end to end,
 about 2 ulp): two terms shorter than Taylor at the same accuracy class. The cell's
 element-wise work alone ran 14% faster with it; inside the scan the gain is below the noise
-(benchmarks/results/kernels_cpu.md). Inputs are clamped to the finite range, so exp never overflows; NaN
-propagates. ``fast_exp``/``fast_sigmoid``/``fast_tanh`` dispatch on float32/float64 at
+(benchmarks/results/kernels_cpu.md). Inputs are clamped to the finite range, so exp never
+overflows; NaN propagates. ``fast_exp``/``fast_sigmoid``/``fast_tanh`` dispatch on float32/float64 at
 compile time.
 """
 from __future__ import annotations
