@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -48,40 +50,42 @@ AGREEMENT_CONFIGS = [
          packed=False),
 ]
 
+# launch configurations (triton_gpu._OVERRIDE) checked for agreement besides the default, which
+# splits the hidden units across SMs on a GPU whenever the batch leaves half the SMs idle: the
+# unsplit kernel, and 3 splits of 7 hidden blocks (H=200 in blocks of 32), so a program owns
+# several strided blocks. Checked in fp32 (full-precision dot) and bf16.
+LAUNCH_CHECKS = [("default launch", {}), ("1 program per batch tile", {"SPLITS": 1, "BLOCK_H": 64}),
+                 ("3 hidden splits, strided blocks", {"SPLITS": 3, "BLOCK_H": 32})]
+
 # --sweep: launch configurations of the triton kernels (triton_gpu._OVERRIDE), for tuning on a GPU
 SWEEP_CONFIGS = {
     "default": {},
+    "nosplit": {"SPLITS": 1, "BLOCK_H": 64},
+    "bh16": {"BLOCK_H": 16},
+    "bh64": {"BLOCK_H": 64},
     "warps8": {"num_warps": 8},
-    "bh32": {"BLOCK_H": 32},
-    "bh128_bk32_warps8": {"BLOCK_H": 128, "BLOCK_K": 32, "num_warps": 8},
-    "bk128": {"BLOCK_K": 128},
-    "bb32": {"BLOCK_B": 32},
+    "bb64": {"BLOCK_B": 64},
 }
 
 DESIGN_NOTES = """\
-## Kernel design and what is next
+## Kernel design
 
-- One program per tile of 16 batch rows runs the whole time loop (forward and backward). Each step
-  it loops over 64-wide blocks of hidden units and accumulates `h_{t-1} W_h^T` with `tl.dot` over
-  64-wide chunks of `h_{t-1}`, streaming the W_h tiles from L2/L1; state, gates and accumulators
-  are fp32. The per-step h and c go to global buffers (needed by the backward and the K-step skip)
-  and are read back by the next step from L1/L2; a CTA barrier separates the steps.
+- The grid is (batch tiles of 16 rows, hidden splits). With one split, a program owns every hidden
+  unit of its rows and runs the whole time loop (forward and backward), looping over 64-wide
+  blocks of hidden units and accumulating `h_{t-1} W_h^T` with `tl.dot` over 64-wide chunks of
+  `h_{t-1}`; a CTA barrier ends each step. State, gates and accumulators are fp32; the per-step h
+  and c go to global buffers (the backward and the K-step skip need them).
+- When the batch tiles leave at least half the SMs idle (B <= 16 x SMs / 2), the hidden units are
+  split in blocks of 32 over the idle SMs: `SPLITS` programs per batch tile, launched
+  cooperatively (co-resident), meeting once per step at a barrier in global memory (a release
+  atomic and an acquire poll per program, as CUDA's grid sync does). Each program reads only its
+  slice of W_h, which stays in L1, and loads the other programs' h (forward) or dz (backward)
+  from L2. The backward needs one barrier per step, between the element-wise phase and
+  `dh_{t-1} = dz_t W_h`.
 - `W_x x` for all t is one GEMM before the kernel; `dx`, `dW_x`, `dW_h` are one GEMM each over the
   stored `dz` after the backward kernel.
-- Expected weak spots (the design was not measured before this run): at B=16 the grid is a single
-  program on one SM, and W_h (2H x H) is re-read from L2 every step by every program. The next
-  design is persistent and hidden-split: the hidden units are split across all SMs, each program
-  keeps its slice of W_h resident in shared memory/registers for the whole sequence, and the
-  programs exchange h_t through global memory with one grid-wide barrier per step (FlashRNN,
-  Baidu's persistent RNNs). That removes the per-step W_h traffic and uses every SM at small
-  batch; it needs all programs co-resident and cannot run in triton's CPU interpreter, so it has to
-  be developed on a GPU.
-- A rough model to read the numbers against (a hypothesis, not a measurement): each program
-  streams all of W_h (2H x H) from L2 once per step forward and once more backward, at roughly
-  100 GB/s per SM; the time per step is then about 2H^2 * bytes / 100 GB/s, independent of B up
-  to ~132 programs (B ~ 2000). The B=16 sizes (one program) should be the misses.
 - `python benchmarks/kernels_gpu.py --sweep --quick --dtypes bf16` times the kernels under other
-  launch configurations (block sizes, warps) against cuDNN LSTM, for tuning.
+  launch configurations (block sizes, warps, split or not) against cuDNN LSTM.
 """
 
 
@@ -97,6 +101,9 @@ def parse_args(argv):
                    "(default 150 quick, 480 full); the rest is listed as not measured")
     p.add_argument("--sweep", action="store_true", help="instead of the comparison: time QL triton under each "
                    f"launch configuration of {list(SWEEP_CONFIGS)} against cuDNN LSTM; writes kernels_gpu_sweep.md/.csv")
+    p.add_argument("--launch", type=json.loads, help="a launch configuration for QL triton, as JSON (keys "
+                   "BLOCK_B, BLOCK_H, BLOCK_K, num_warps, SPLITS), instead of the default; the agreement checks "
+                   "then run under it alone")
     p.add_argument("--cpu-smoke", action="store_true", help="test this script on CPU under TRITON_INTERPRET=1 "
                    "at toy sizes; the timings mean nothing")
     args = p.parse_args(argv)
@@ -360,6 +367,8 @@ def write_report(args, env, agreement, rows, keys, skipped, status, command):
         "`torch.no_grad()`; `fwd+bwd` = forward, then backward of the output with a fixed random gradient "
         "(no input gradient), one layer, time-major input, no lengths. Only ratios within this run count.  ",
         f"Precision: {env['precision']}  ",
+        "QL triton launch: " + ("default (`qlts.kernels.triton_gpu._launch_config`)" if args.launch is None
+                                else f"`{json.dumps(args.launch)}`") + "  ",
         "Parameters (one layer): " + env.get("params", "-"), "",
         "## Agreement with the reference, checked before timing", "",
         "QLLSTM(backend=\"triton\") in each dtype against QLLSTM(backend=\"torch\") in float64 with the same "
@@ -368,12 +377,12 @@ def write_report(args, env, agreement, rows, keys, skipped, status, command):
         "rel <= tolerance, or rel <= 2x the error of the torch reference run in the same dtype (some "
         "gradients, alpha's above all, are sums of ~10^5 terms of both signs, ill-conditioned in low "
         "precision). Shown: the worst tensor relative to what it is allowed.", "",
-        "| configuration | dtype | in-kernel dot | tensors | worst tensor | rel error | torch ref same dtype | "
-        "tolerance | ok |",
-        "|---|---|---|---|---|---|---|---|---|",
-        *[f"| {a['config']} | {a['dtype']} | {a['dot']} | {a['n']} | {a['worst']} | {a['rel']:.2e} | "
+        "| configuration | launch | dtype | in-kernel dot | tensors | worst tensor | rel error | "
+        "torch ref same dtype | tolerance | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *[f"| {a['config']} | {a['launch']} | {a['dtype']} | {a['dot']} | {a['n']} | {a['worst']} | {a['rel']:.2e} | "
           f"{a['rel_same']:.2e} | {a['tol']:g} | {'yes' if a['ok'] else 'NO'} |" if "rel" in a else
-          f"| {a['config']} | {a['dtype']} | {a['dot']} | - | - | {a['error']} | - | {a['tol']:g} | NO |"
+          f"| {a['config']} | {a['launch']} | {a['dtype']} | {a['dot']} | - | - | {a['error']} | - | {a['tol']:g} | NO |"
           for a in agreement],
         "", "## Times (median ms) and ratios", "", *lines, "",
         "## Targets missed", "", *(missed or ["- none among the measured rows"]), "",
@@ -536,7 +545,7 @@ def main(argv=None):
     else:
         device = torch.device("cuda", torch.cuda.current_device())
     started = args.started = time.monotonic()
-    command = "python benchmarks/kernels_gpu.py " + " ".join(argv)
+    command = "python benchmarks/kernels_gpu.py " + shlex.join(argv)
     env = environment(device)
     timer = Timer(device)
 
@@ -557,29 +566,38 @@ def main(argv=None):
     if "bf16" in args.dtypes:
         variants.append(("fp32 model, autocast bf16", "bf16", "-", "bf16"))
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    for cfg in AGREEMENT_CONFIGS:
-        for label, dtype_name, dot, autocast in variants:
-            tol = TOLERANCES[(dtype_name, "tf32" if dot == "tf32" else "ieee" if dot == "ieee" else "-")]
-            name = cfg["name"] + (" (toy size T=6, B=5, d=6, H=20 in --cpu-smoke)" if args.cpu_smoke else "")
-            entry = dict(config=name, dtype=label, dot=dot, tol=tol)
-            torch.backends.cudnn.allow_tf32 = dot == "tf32" if dtype_name == "fp32" else tf32_default
-            try:
-                if autocast:
-                    entry.update(check_agreement(cfg, device, torch.float32, tol, args.cpu_smoke,
-                                                 autocast=dtypes[autocast]))
-                else:
-                    entry.update(check_agreement(cfg, device, dtypes[dtype_name], tol, args.cpu_smoke))
-            except Exception as exc:
-                entry.update(error=f"{type(exc).__name__}: {str(exc)[:300]}", ok=False)
-            finally:
-                torch.backends.cudnn.allow_tf32 = tf32_default
-            failed |= not entry["ok"]
-            agreement.append(entry)
-            log(f"agreement {label} dot={dot} {cfg['name']}: "
-                + (f"worst {entry['worst']} rel {entry['rel']:.2e} (torch ref in {dtype_name} {entry['rel_same']:.2e}, "
-                   f"tol {tol:g}) {'ok' if entry['ok'] else 'FAIL'}"
-                   if "rel" in entry else f"ERROR {entry['error']}"))
+    from qlts.kernels import triton_gpu
+
+    launches = [(f"--launch {json.dumps(args.launch)}", args.launch)] if args.launch is not None else LAUNCH_CHECKS
+    checks = [(cfg, variant, launch) for cfg in AGREEMENT_CONFIGS for launch in launches for variant in variants
+              if launch is launches[0] or (variant[0] in ("fp32", "bf16") and variant[2] != "tf32")]
+    if args.cpu_smoke:  # the interpreter runs one program at a time: no split launch
+        checks = [c for c in checks if c[2][1].get("SPLITS", 1) == 1]
+    for cfg, (label, dtype_name, dot, autocast), (launch, override) in checks:
+        tol = TOLERANCES[(dtype_name, "tf32" if dot == "tf32" else "ieee" if dot == "ieee" else "-")]
+        name = cfg["name"] + (" (toy size T=6, B=5, d=6, H=20 in --cpu-smoke)" if args.cpu_smoke else "")
+        entry = dict(config=name, launch=launch, dtype=label, dot=dot, tol=tol)
+        torch.backends.cudnn.allow_tf32 = dot == "tf32" if dtype_name == "fp32" else tf32_default
+        triton_gpu._OVERRIDE = override
+        try:
+            if autocast:
+                entry.update(check_agreement(cfg, device, torch.float32, tol, args.cpu_smoke,
+                                             autocast=dtypes[autocast]))
+            else:
+                entry.update(check_agreement(cfg, device, dtypes[dtype_name], tol, args.cpu_smoke))
+        except Exception as exc:
+            entry.update(error=f"{type(exc).__name__}: {str(exc)[:300]}", ok=False)
+        finally:
+            torch.backends.cudnn.allow_tf32 = tf32_default
+            triton_gpu._OVERRIDE = None
+        failed |= not entry["ok"]
+        agreement.append(entry)
+        log(f"agreement {label} dot={dot} {launch} {cfg['name']}: "
+            + (f"worst {entry['worst']} rel {entry['rel']:.2e} (torch ref in {dtype_name} {entry['rel_same']:.2e}, "
+               f"tol {tol:g}) {'ok' if entry['ok'] else 'FAIL'}"
+               if "rel" in entry else f"ERROR {entry['error']}"))
     # 2. timings, one size and dtype at a time; the report is rewritten after each
+    triton_gpu._OVERRIDE = args.launch
     rows, keys, skipped = [], [], []
     todo = [(size, dt) for size in args.grid for dt in args.dtypes]
     for index, (size, dtype_name) in enumerate(todo):

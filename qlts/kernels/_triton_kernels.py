@@ -1,15 +1,23 @@
 """Triton kernels of the QL-LSTM scan (forward and backward), used by :mod:`qlts.kernels.triton_gpu`.
 
-One program owns a tile of ``BLOCK_B`` batch rows and runs the whole time loop. Each step it
-visits the hidden units in blocks of ``BLOCK_H``; for each block it accumulates the recurrent
-product ``h_{t-1} W_h^T`` over ``BLOCK_K`` chunks of ``h_{t-1}`` with ``tl.dot`` (tensor cores),
-streaming the W_h tiles from L2/L1, then applies the cell element-wise in fp32.
+The grid is (batch tiles, hidden splits). Program (b, j) owns ``BLOCK_B`` batch rows and the
+hidden blocks j, j + SPLITS, j + 2 SPLITS, ... (``BLOCK_H`` units each), and runs the whole time
+loop. For each of its blocks it accumulates the recurrent product ``h_{t-1} W_h^T`` over
+``BLOCK_K`` chunks of ``h_{t-1}`` with ``tl.dot`` (tensor cores), reading its slice of W_h from
+L1/L2, then applies the cell element-wise in fp32.
+
+With one split (``SPLIT=False``) a program owns every hidden unit of its rows, and a CTA barrier
+ends each step. With several, the programs of a batch tile are launched co-resident (a cooperative
+launch) and meet at a barrier in global memory once per step (``_sync_peers``): each reads only its
+slice of W_h, so the slice stays in L1, and a small batch still spreads over many SMs (the
+persistent-RNN design). Values another program wrote are loaded with ``.cg`` (from L2, not a
+possibly stale L1 line).
 
 The per-step hidden states live in a global buffer ``hs`` of shape (T+1, B, H), fp32, with
 ``hs[0] = h_0`` and ``hs[t+1]`` the state after step t. The next step reads its chunks of
 h_{t-1} back from there (they are still in L1/L2), and the skip path reads ``hs[max(t+1-K, 0)]``,
-which is exactly "h_s = h_0 for s <= 0". A ``tl.debug_barrier()`` (a CTA-wide barrier) at the end of
-each step makes the step's stores visible to every thread of the program before the next step reads.
+which is exactly "h_s = h_0 for s <= 0". A barrier at the end of each step makes the step's stores
+visible to every thread (and every program) before the next step reads.
 Rows past their length keep their state (``hs[t+1] = hs[t]``) and write zero outputs.
 
 No buffer is read and written at the same address in the same step where the value read also
@@ -59,6 +67,27 @@ def _accumulate(ptr, values, col_ok):
 
 
 @triton.jit
+def _sync_peers(counter_ptr, target):
+    """Barrier among the programs of one batch tile, as CUDA's cooperative-groups grid sync does it:
+    a CTA barrier, then one thread per program adds its arrival with release semantics (which
+    publishes the whole program's stores, ordered before it by the CTA barrier) and polls with
+    acquire until all have arrived. The counter never resets: step n waits for n * programs."""
+    tl.debug_barrier()
+    tl.atomic_add(counter_ptr, 1, sem="release", scope="gpu")  # a scalar atomic: one thread per program
+    while tl.atomic_add(counter_ptr, 0, sem="acquire", scope="gpu") < target:
+        pass
+    tl.debug_barrier()
+
+
+@triton.jit
+def _end_step(sync_ptr, pid_b, n_split, step, SPLIT: tl.constexpr):
+    if SPLIT:
+        _sync_peers(sync_ptr + pid_b, n_split * (step + 1))
+    else:
+        tl.debug_barrier()
+
+
+@triton.jit
 def qllstm_fwd_kernel(
     xw_ptr,      # (T, B, 2H) W_x x_t, compute dtype
     wt_ptr,      # (H, 2H) W_h^T, compute dtype
@@ -70,10 +99,12 @@ def qllstm_fwd_kernel(
     z_ptr,       # (T, B, 2H) fp32: pre-activations (a, u + b_u), written when SAVE
     out_ptr,     # (T, B, H) compute dtype
     T, B, H, SKIP, C_SLOTS,
+    sync_ptr,    # (batch tiles,) int32 zeros: the step barrier's counters, used when SPLIT
     CONVEX: tl.constexpr, SAVE: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT: tl.constexpr,
 ):
     pid = tl.program_id(0)
+    pid_j, n_split = tl.program_id(1), tl.num_programs(1)
     rb = pid * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rb < B
     lens = tl.load(len_ptr + rb, mask=row_ok, other=0)
@@ -88,7 +119,7 @@ def qllstm_fwd_kernel(
         h_prev_ptr = hs_ptr + t * B * H + rb[:, None] * H
         h_skip_ptr = hs_ptr + tl.maximum(t + 1 - SKIP, 0) * B * H + rb[:, None] * H
         xw_row = xw_ptr + t * B * H2 + rb[:, None] * H2
-        for j0 in range(0, H, BLOCK_H):
+        for j0 in range(pid_j * BLOCK_H, H, n_split * BLOCK_H):
             rj = j0 + tl.arange(0, BLOCK_H)
             col_ok = rj < H
             m2 = row_ok[:, None] & col_ok[None, :]
@@ -97,7 +128,8 @@ def qllstm_fwd_kernel(
             for k0 in range(0, H, BLOCK_K):
                 rk = k0 + tl.arange(0, BLOCK_K)
                 k_ok = rk < H
-                hk = tl.load(h_prev_ptr + rk[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+                hk = tl.load(h_prev_ptr + rk[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0,
+                             cache_modifier=".cg")
                 hk = hk.to(DOT_DTYPE)
                 w_mask = k_ok[:, None] & col_ok[None, :]
                 w_rows = wt_ptr + rk[:, None] * H2 + rj[None, :]
@@ -121,8 +153,8 @@ def qllstm_fwd_kernel(
                 z_row = z_ptr + t * B * H2 + rb[:, None] * H2 + rj[None, :]
                 tl.store(z_row, acc_a, mask=m2)
                 tl.store(z_row + H, u, mask=m2)
-        # the next step reads this step's h (other columns, other threads) from hs
-        tl.debug_barrier()
+        # the next step reads this step's h (other columns, other threads and programs) from hs
+        _end_step(sync_ptr, pid, n_split, t, SPLIT)
 
 
 @triton.jit
@@ -135,12 +167,14 @@ def qllstm_bwd_kernel(
                                   # the skip part) and dc_0 in slot T % 2 on exit
     s_ptr,                        # (T, B, H) fp32 out: total dL/dh_t at valid steps, 0 elsewhere (feeds the skip path)
     dz_ptr,                       # (T, B, 2H) compute dtype out: dL/dz_t
-    part_ptr,                     # (programs, 8, H) fp32 zeros: per-program sums d gamma(3), d beta(3), d b_u, d alpha
+    part_ptr,                     # (batch tiles, 8, H) fp32 zeros: per-tile sums d gamma(3), d beta(3), d b_u, d alpha
     T, B, H, SKIP,
+    sync_ptr,                     # (batch tiles,) int32 zeros: the step barrier's counters, used when SPLIT
     CONVEX: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT: tl.constexpr,
 ):
     pid = tl.program_id(0)
+    pid_j, n_split = tl.program_id(1), tl.num_programs(1)
     rb = pid * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rb < B
     lens = tl.load(len_ptr + rb, mask=row_ok, other=0)
@@ -159,7 +193,7 @@ def qllstm_bwd_kernel(
         dc_cur = dc_ptr + (step % 2) * B * H
         dc_nxt = dc_ptr + ((step + 1) % 2) * B * H
         # phase 1: element-wise backward of step t, one block of hidden units at a time
-        for j0 in range(0, H, BLOCK_H):
+        for j0 in range(pid_j * BLOCK_H, H, n_split * BLOCK_H):
             rj = j0 + tl.arange(0, BLOCK_H)
             col_ok = rj < H
             m2 = row_ok[:, None] & col_ok[None, :]
@@ -216,9 +250,10 @@ def qllstm_bwd_kernel(
             _accumulate(part + 5 * H + rj, dp_o, col_ok)
             _accumulate(part + 6 * H + rj, d_u, col_ok)
             _accumulate(part + 7 * H + rj, d_alpha, col_ok)
-        tl.debug_barrier()
-        # phase 2: dh_{t-1} += dz_t W_h, which needs every column of dz_t
-        for j0 in range(0, H, BLOCK_H):
+        # phase 2 reads every column of dz_t, written by every program of this batch tile
+        _end_step(sync_ptr, pid, n_split, step, SPLIT)
+        # phase 2: dh_{t-1} += dz_t W_h
+        for j0 in range(pid_j * BLOCK_H, H, n_split * BLOCK_H):
             rj = j0 + tl.arange(0, BLOCK_H)
             col_ok = rj < H
             m2 = row_ok[:, None] & col_ok[None, :]
@@ -228,9 +263,10 @@ def qllstm_bwd_kernel(
                 rn = n0 + tl.arange(0, BLOCK_K)
                 n_ok = rn < H2
                 dzk = tl.load(dz_ptr + t * B * H2 + rb[:, None] * H2 + rn[None, :],
-                              mask=row_ok[:, None] & n_ok[None, :], other=0.0).to(DOT_DTYPE)
+                              mask=row_ok[:, None] & n_ok[None, :], other=0.0, cache_modifier=".cg").to(DOT_DTYPE)
                 w = tl.load(w_ptr + rn[:, None] * H + rj[None, :], mask=n_ok[:, None] & col_ok[None, :],
                             other=0.0).to(DOT_DTYPE)
                 acc = tl.dot(dzk, w, acc, input_precision=DOT_PRECISION)
             tl.store(dh_nxt + state, acc, mask=m2)
+        # the next step's phase 1 reads only this program's own columns: a CTA barrier is enough
         tl.debug_barrier()

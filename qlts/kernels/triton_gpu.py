@@ -18,21 +18,16 @@ device); state, gates and every accumulation are fp32. In fp32 the recurrent dot
 exactly when ``torch.backends.cudnn.allow_tf32`` is set (torch's default, and what cuDNN's LSTM
 uses), otherwise full fp32.
 
-Design limits of this first version (no GPU was available to measure alternatives):
-
-- Parallelism comes from the batch only: ``ceil(B / 16)`` programs. At small batch (B=16 is one
-  program on one SM) the GPU is mostly idle, and W_h (2H x H) is re-streamed from L2 every
-  step. A persistent design that splits the hidden units across programs (each keeps its
-  slice of W_h resident in shared memory/registers, as FlashRNN or Baidu's persistent RNNs do)
-  and synchronises once per step through a global barrier would use all SMs and read W_h from
-  on-chip memory only; it is the next step for small B and large H. It needs all programs
-  co-resident and a grid-wide barrier, which the interpreter (programs run one after another)
-  cannot execute, so it must be developed on a GPU.
-- The per-step state round-trips through L1/L2 (``hs``/``cs`` buffers) rather than staying in
-  registers; the buffers are needed by the backward and by the K-step skip anyway.
+Parallelism: one program per 16 batch rows and, when that leaves at least half the SMs idle,
+the hidden units split across the idle SMs (``SPLITS`` programs per batch tile, launched
+co-resident, one step barrier in global memory per step; see :mod:`._triton_kernels`). A split
+program reads only its slice of W_h each step, so the slice stays in L1, and B=16 no longer runs
+on one SM. The per-step state round-trips through L2 (``hs``/``cs`` buffers); the buffers are
+needed by the backward and by the K-step skip anyway.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -48,7 +43,8 @@ _MIN_BLOCK = 16  # tl.dot needs every block dimension >= 16
 _MAX_BLOCK_H = 64
 _MAX_BLOCK_K = 64
 _NUM_WARPS = 4
-# Launch configuration override, a dict with any of BLOCK_B, BLOCK_H, BLOCK_K, num_warps: the
+_SPLIT_BLOCK_H = 32
+# Launch configuration override, a dict with any of BLOCK_B, BLOCK_H, BLOCK_K, num_warps, SPLITS: the
 # tests force small blocks to exercise the multi-block paths; benchmarks/kernels_gpu.py --sweep tries others.
 _OVERRIDE = None
 
@@ -61,14 +57,46 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def _launch_config(hidden):
-    """Block sizes and warps: 16 batch rows per program (the tl.dot minimum, so the most programs),
-    hidden blocks up to 64 wide."""
+@functools.lru_cache(maxsize=None)
+def _sm_count(device):
+    if device.type != "cuda":
+        return 1
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _launch_config(batch, hidden, device):
+    """Block sizes, warps and SPLITS (programs per batch tile, each owning every SPLITS-th block of
+    hidden units). 16 batch rows per program (the tl.dot minimum, so the most programs). When the
+    batch tiles alone leave at least half the SMs idle, the hidden units are split in blocks of 32
+    over the idle SMs, one program per SM at most (a step barrier needs them all resident)."""
+    override = dict(_OVERRIDE or {})
     width = max(_MIN_BLOCK, triton.next_power_of_2(hidden))
-    config = {"BLOCK_B": _MIN_BLOCK, "BLOCK_H": min(width, _MAX_BLOCK_H), "BLOCK_K": min(width, _MAX_BLOCK_K),
-              "num_warps": _NUM_WARPS}
-    config.update(_OVERRIDE or {})
+    sms = _sm_count(device)
+    split = 2 * triton.cdiv(batch, _MIN_BLOCK) <= sms and not interpreting()
+    config = {"BLOCK_B": _MIN_BLOCK, "BLOCK_H": min(width, _SPLIT_BLOCK_H if split else _MAX_BLOCK_H),
+              "BLOCK_K": min(width, _MAX_BLOCK_K), "num_warps": _NUM_WARPS}
+    splits = override.pop("SPLITS", None)
+    config.update(override)
+    tiles, blocks = triton.cdiv(batch, config["BLOCK_B"]), triton.cdiv(hidden, config["BLOCK_H"])
+    if splits is None:
+        splits = min(blocks, sms // tiles) if split else 1
+    splits = max(1, min(splits, blocks))
+    if splits > 1 and (interpreting() or tiles * splits > sms):
+        # the interpreter runs programs one after another, and a barrier needs them all resident
+        raise ValueError(f"SPLITS: expected at most {sms} resident programs (batch tiles x SPLITS) on "
+                         f"{'the interpreter' if interpreting() else device}, got {tiles} x {splits}")
+    config["SPLITS"] = splits
     return config
+
+
+def _launch(kernel, config, tiles, device, *args, **constexprs):
+    """Launch ``kernel`` over (batch tiles, hidden splits); split programs get step-barrier
+    counters and a cooperative launch (which fails instead of hanging if they cannot all be resident)."""
+    config = dict(config)
+    splits = config.pop("SPLITS")
+    sync = torch.zeros(tiles, dtype=torch.int32, device=device)
+    extra = {"launch_cooperative_grid": True} if splits > 1 else {}
+    kernel[(tiles, splits)](*args, sync, SPLIT=splits > 1, **constexprs, **config, **extra)
 
 
 def _dot_options(device, dtype):
@@ -138,11 +166,11 @@ class _QLScan(torch.autograd.Function):
         out = torch.empty(T, B, H, device=dev, dtype=x.dtype)
         lens = _lengths(lengths, T, B, dev)
         params = [p.detach().to(torch.float32).contiguous() for p in (bias_u, gamma, beta, alpha)]
-        config = _launch_config(H)
-        qllstm_fwd_kernel[(triton.cdiv(B, config["BLOCK_B"]),)](
-            xw, weight_hh.t().contiguous(), *params, lens, hs, cs, z, out,
-            T, B, H, skip, cs.shape[0],
-            CONVEX=convex, SAVE=save, **_dot_options(dev, x.dtype), **config)
+        config = _launch_config(B, H, dev)
+        _launch(qllstm_fwd_kernel, config, triton.cdiv(B, config["BLOCK_B"]), dev,
+                xw, weight_hh.t().contiguous(), *params, lens, hs, cs, z, out,
+                T, B, H, skip, cs.shape[0],
+                CONVEX=convex, SAVE=save, **_dot_options(dev, x.dtype))
         if save:
             ctx.save_for_backward(x, weight_ih, weight_hh, gamma, beta, alpha, lens, hs, cs, z)
             ctx.skip, ctx.convex, ctx.h0_dtype, ctx.c0_dtype = skip, convex, h0.dtype, c0.dtype
@@ -166,14 +194,14 @@ class _QLScan(torch.autograd.Function):
             dc[0] = d_cn
         s = torch.empty(T, B, H, **f32)
         dz = torch.empty(T, B, 2 * H, device=dev, dtype=dtype)
-        config = _launch_config(H)
-        programs = triton.cdiv(B, config["BLOCK_B"])
-        part = torch.zeros(programs, 8, H, **f32)
+        config = _launch_config(B, H, dev)
+        tiles = triton.cdiv(B, config["BLOCK_B"])
+        part = torch.zeros(tiles, 8, H, **f32)
         gamma32, beta32, alpha32 = (p.to(torch.float32).contiguous() for p in (gamma, beta, alpha))
-        qllstm_bwd_kernel[(programs,)](
-            z, hs, cs, weight_hh.contiguous(), gamma32, beta32, alpha32, lens, d_out, dh, dc, s, dz, part,
-            T, B, H, ctx.skip,
-            CONVEX=ctx.convex, **_dot_options(dev, dtype), **config)
+        _launch(qllstm_bwd_kernel, config, tiles, dev,
+                z, hs, cs, weight_hh.contiguous(), gamma32, beta32, alpha32, lens, d_out, dh, dc, s, dz, part,
+                T, B, H, ctx.skip,
+                CONVEX=ctx.convex, **_dot_options(dev, dtype))
         # h_{t-K} = h_0 for t < K: those steps' skip gradients land on h_0
         dh0 = dh[T % 2] + alpha32 * s[:min(ctx.skip, T)].sum(0)
         sums = part.sum(0)
