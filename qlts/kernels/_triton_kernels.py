@@ -46,18 +46,21 @@ def _tanh(x):
 
 
 @triton.jit
-def _gates(a, u, gamma_ptr, beta_ptr, rj, col_ok, H):
-    """i, f, o = sigmoid(gamma * a + beta) (rows i, f, o of gamma/beta) and g = tanh(u)."""
+def _gate_params(gamma_ptr, beta_ptr, rj, col_ok, H):
+    """Rows i, f, o of gamma and beta for the hidden units rj, each (1, BLOCK_H)."""
     gi = tl.load(gamma_ptr + rj, mask=col_ok, other=0.0)[None, :]
     gf = tl.load(gamma_ptr + H + rj, mask=col_ok, other=0.0)[None, :]
     go = tl.load(gamma_ptr + 2 * H + rj, mask=col_ok, other=0.0)[None, :]
     bi = tl.load(beta_ptr + rj, mask=col_ok, other=0.0)[None, :]
     bf = tl.load(beta_ptr + H + rj, mask=col_ok, other=0.0)[None, :]
     bo = tl.load(beta_ptr + 2 * H + rj, mask=col_ok, other=0.0)[None, :]
-    i = tl.sigmoid(gi * a + bi)
-    f = tl.sigmoid(gf * a + bf)
-    o = tl.sigmoid(go * a + bo)
-    return i, f, o, _tanh(u), gi, gf, go
+    return gi, gf, go, bi, bf, bo
+
+
+@triton.jit
+def _gates(a, u, gi, gf, go, bi, bf, bo):
+    """i, f, o = sigmoid(gamma * a + beta) and g = tanh(u)."""
+    return tl.sigmoid(gi * a + bi), tl.sigmoid(gf * a + bf), tl.sigmoid(go * a + bo), _tanh(u)
 
 
 @triton.jit
@@ -123,8 +126,15 @@ def qllstm_fwd_kernel(
             rj = j0 + tl.arange(0, BLOCK_H)
             col_ok = rj < H
             m2 = row_ok[:, None] & col_ok[None, :]
+            # every load that does not need the product goes first, so its latency hides behind the dot
             acc_a = tl.load(xw_row + rj[None, :], mask=m2, other=0.0).to(tl.float32)
             acc_u = tl.load(xw_row + H + rj[None, :], mask=m2, other=0.0).to(tl.float32)
+            state = rb[:, None] * H + rj[None, :]
+            c_prev = tl.load(cs_ptr + (t % C_SLOTS) * B * H + state, mask=m2, other=0.0)
+            h_prev = tl.load(h_prev_ptr + rj[None, :], mask=m2, other=0.0)
+            h_skip = tl.load(h_skip_ptr + rj[None, :], mask=m2, other=0.0)
+            b_u = tl.load(bu_ptr + rj, mask=col_ok, other=0.0)[None, :]
+            gi, gf, go, bi, bf, bo = _gate_params(gamma_ptr, beta_ptr, rj, col_ok, H)
             for k0 in range(0, H, BLOCK_K):
                 rk = k0 + tl.arange(0, BLOCK_K)
                 k_ok = rk < H
@@ -137,12 +147,8 @@ def qllstm_fwd_kernel(
                 wu = tl.load(w_rows + H, mask=w_mask, other=0.0).to(DOT_DTYPE)
                 acc_a = tl.dot(hk, wa, acc_a, input_precision=DOT_PRECISION)
                 acc_u = tl.dot(hk, wu, acc_u, input_precision=DOT_PRECISION)
-            u = acc_u + tl.load(bu_ptr + rj, mask=col_ok, other=0.0)[None, :]
-            i, f, o, g, gi, gf, go = _gates(acc_a, u, gamma_ptr, beta_ptr, rj, col_ok, H)
-            state = rb[:, None] * H + rj[None, :]
-            c_prev = tl.load(cs_ptr + (t % C_SLOTS) * B * H + state, mask=m2, other=0.0)
-            h_prev = tl.load(h_prev_ptr + rj[None, :], mask=m2, other=0.0)
-            h_skip = tl.load(h_skip_ptr + rj[None, :], mask=m2, other=0.0)
+            u = acc_u + b_u
+            i, f, o, g = _gates(acc_a, u, gi, gf, go, bi, bf, bo)
             c_new = f * c_prev + i * g
             h_new = kappa * (f * h_prev + (1.0 - f) * (o * _tanh(c_new))) + alpha * h_skip
             tl.store(hs_ptr + (t + 1) * B * H + state, tl.where(valid, h_new, h_prev), mask=m2)
@@ -201,7 +207,8 @@ def qllstm_bwd_kernel(
             z_row = z_ptr + t * B * H2 + rb[:, None] * H2 + rj[None, :]
             a = tl.load(z_row, mask=m2, other=0.0)
             u = tl.load(z_row + H, mask=m2, other=0.0)
-            i, f, o, g, gi, gf, go = _gates(a, u, gamma_ptr, beta_ptr, rj, col_ok, H)
+            gi, gf, go, bi, bf, bo = _gate_params(gamma_ptr, beta_ptr, rj, col_ok, H)
+            i, f, o, g = _gates(a, u, gi, gf, go, bi, bf, bo)
             c = tl.load(cs_ptr + (t + 1) * B * H + state, mask=m2, other=0.0)
             c_prev = tl.load(cs_ptr + t * B * H + state, mask=m2, other=0.0)
             h_prev = tl.load(hs_ptr + t * B * H + state, mask=m2, other=0.0)

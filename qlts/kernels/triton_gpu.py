@@ -44,7 +44,8 @@ _MAX_BLOCK_H = 64
 _MAX_BLOCK_K = 64
 _NUM_WARPS = 4
 _SPLIT_BLOCK_H = 32
-# Launch configuration override, a dict with any of BLOCK_B, BLOCK_H, BLOCK_K, num_warps, SPLITS: the
+_LARGE_BLOCK_B = 64
+# Launch configuration override, a dict with any of BLOCK_B, BLOCK_H, BLOCK_K, num_warps, num_stages, SPLITS: the
 # tests force small blocks to exercise the multi-block paths; benchmarks/kernels_gpu.py --sweep tries others.
 _OVERRIDE = None
 
@@ -66,18 +67,33 @@ def _sm_count(device):
 
 def _launch_config(batch, hidden, device):
     """Block sizes, warps and SPLITS (programs per batch tile, each owning every SPLITS-th block of
-    hidden units). 16 batch rows per program (the tl.dot minimum, so the most programs). When the
-    batch tiles alone leave at least half the SMs idle, the hidden units are split in blocks of 32
-    over the idle SMs, one program per SM at most (a step barrier needs them all resident)."""
+    hidden units), chosen by the launch sweep in benchmarks/results/kernels_gpu_sweep.md:
+
+    - batch tiles of 16 rows (the tl.dot minimum, so the most programs), or of 64 rows when
+      16-row tiles would fill more than a quarter of the SMs (B=1024: 0.53x cuDNN LSTM against
+      0.85x with 16-row tiles, bf16 forward on an H200; at B=256, 64-row tiles lose, 0.60x
+      against 0.47x);
+    - when the tiles leave at least half the SMs idle, the hidden units split over the idle SMs
+      (one program per SM at most: a step barrier needs them all resident), in blocks of 32 or
+      64 sized so that each program owns about one block (B=256, H=512: 64-wide blocks 0.47x,
+      32-wide 0.62x; unsplit, 2.4x).
+    """
     override = dict(_OVERRIDE or {})
     width = max(_MIN_BLOCK, triton.next_power_of_2(hidden))
     sms = _sm_count(device)
-    split = 2 * triton.cdiv(batch, _MIN_BLOCK) <= sms and not interpreting()
-    config = {"BLOCK_B": _MIN_BLOCK, "BLOCK_H": min(width, _SPLIT_BLOCK_H if split else _MAX_BLOCK_H),
-              "BLOCK_K": min(width, _MAX_BLOCK_K), "num_warps": _NUM_WARPS}
+    large = 4 * triton.cdiv(batch, _MIN_BLOCK) > sms and not interpreting()
+    block_b = override.pop("BLOCK_B", _LARGE_BLOCK_B if large else _MIN_BLOCK)
+    tiles = triton.cdiv(batch, block_b)
+    split = 2 * tiles <= sms and not interpreting()
+    block_h = _MAX_BLOCK_H
+    if split:
+        per_program = triton.next_power_of_2(triton.cdiv(hidden, sms // tiles))
+        block_h = min(max(per_program, _SPLIT_BLOCK_H), _MAX_BLOCK_H)
+    config = {"BLOCK_B": block_b, "BLOCK_H": min(width, block_h), "BLOCK_K": min(width, _MAX_BLOCK_K),
+              "num_warps": _NUM_WARPS}
     splits = override.pop("SPLITS", None)
     config.update(override)
-    tiles, blocks = triton.cdiv(batch, config["BLOCK_B"]), triton.cdiv(hidden, config["BLOCK_H"])
+    blocks = triton.cdiv(hidden, config["BLOCK_H"])
     if splits is None:
         splits = min(blocks, sms // tiles) if split else 1
     splits = max(1, min(splits, blocks))
