@@ -248,7 +248,10 @@ def build(kind, size, device, dtype):
         model = nn.GRU(d, H)
     else:
         model = QLLSTM(d, H, backend="triton" if kind == "ql_triton" else "torch")
-    return model.to(device, dtype)
+    model = model.to(device, dtype)
+    if isinstance(model, nn.RNNBase):
+        model.flatten_parameters()  # one contiguous weight buffer, or cuDNN compacts it at every call
+    return model
 
 
 def runner(model, x, mode, grad_out):

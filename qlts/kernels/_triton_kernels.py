@@ -46,6 +46,22 @@ def _tanh(x):
 
 
 @triton.jit
+def round_tf32(x):
+    """fp32 x rounded to TF32's 10-bit mantissa, to nearest even, as cuBLAS rounds its operands:
+    the tensor cores would truncate them, an error 2-3x that of torch's own TF32 matmuls."""
+    bits = x.to(tl.int32, bitcast=True)
+    bits = (bits + 0xFFF + ((bits >> 13) & 1)) & -8192  # -8192 = ~0x1FFF: clear the 13 dropped bits
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _dot_operand(x, DOT_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    if DOT_PRECISION == "tf32":
+        return round_tf32(x.to(tl.float32))
+    return x.to(DOT_DTYPE)
+
+
+@triton.jit
 def _gate_params(gamma_ptr, beta_ptr, rj, col_ok, H):
     """Rows i, f, o of gamma and beta for the hidden units rj, each (1, BLOCK_H)."""
     gi = tl.load(gamma_ptr + rj, mask=col_ok, other=0.0)[None, :]
@@ -140,7 +156,7 @@ def qllstm_fwd_kernel(
                 k_ok = rk < H
                 hk = tl.load(h_prev_ptr + rk[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0,
                              cache_modifier=".cg")
-                hk = hk.to(DOT_DTYPE)
+                hk = _dot_operand(hk, DOT_DTYPE, DOT_PRECISION)
                 w_mask = k_ok[:, None] & col_ok[None, :]
                 w_rows = wt_ptr + rk[:, None] * H2 + rj[None, :]
                 wa = tl.load(w_rows, mask=w_mask, other=0.0).to(DOT_DTYPE)
@@ -270,7 +286,8 @@ def qllstm_bwd_kernel(
                 rn = n0 + tl.arange(0, BLOCK_K)
                 n_ok = rn < H2
                 dzk = tl.load(dz_ptr + t * B * H2 + rb[:, None] * H2 + rn[None, :],
-                              mask=row_ok[:, None] & n_ok[None, :], other=0.0, cache_modifier=".cg").to(DOT_DTYPE)
+                              mask=row_ok[:, None] & n_ok[None, :], other=0.0, cache_modifier=".cg")
+                dzk = _dot_operand(dzk, DOT_DTYPE, DOT_PRECISION)
                 w = tl.load(w_ptr + rn[:, None] * H + rj[None, :], mask=n_ok[:, None] & col_ok[None, :],
                             other=0.0).to(DOT_DTYPE)
                 acc = tl.dot(dzk, w, acc, input_precision=DOT_PRECISION)

@@ -16,7 +16,8 @@ Precision: the input GEMMs and the in-kernel recurrent ``tl.dot`` run in the com
 (fp32, bf16 or fp16: x's dtype, or the autocast dtype when ``torch.autocast`` is on for x's
 device); state, gates and every accumulation are fp32. In fp32 the recurrent dot uses TF32
 exactly when ``torch.backends.cudnn.allow_tf32`` is set (torch's default, and what cuDNN's LSTM
-uses), otherwise full fp32.
+uses), otherwise full fp32. TF32 operands are rounded to nearest (``round_tf32``), as cuBLAS does;
+the tensor cores alone would truncate them.
 
 Parallelism: one program per 16 batch rows and, when that leaves at least half the SMs idle,
 the hidden units split across the idle SMs (``SPLITS`` programs per batch tile, launched
@@ -119,8 +120,20 @@ def _dot_options(device, dtype):
     """(DOT_PRECISION, DOT_DTYPE) for the kernels' recurrent ``tl.dot``."""
     if device.type != "cuda":  # the interpreter: its low-precision dot is broken, so dot in fp32
         return {"DOT_PRECISION": "ieee", "DOT_DTYPE": tl.float32}
-    precision = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+    # input_precision matters for fp32 operands only; bf16/fp16 operands go to the tensor cores as they are
+    precision = "tf32" if dtype == torch.float32 and torch.backends.cudnn.allow_tf32 else "ieee"
     return {"DOT_PRECISION": precision, "DOT_DTYPE": _TL_DTYPES[dtype]}
+
+
+def round_tf32(t):
+    """fp32 ``t`` rounded to TF32 (10-bit mantissa, to nearest even); the host twin of the
+    kernels' ``round_tf32``, applied once to W_h instead of at every step."""
+    bits = t.contiguous().view(torch.int32)
+    return ((bits + 0xFFF + ((bits >> 13) & 1)) & -8192).view(torch.float32)
+
+
+def _recurrent_weight(w, dot):
+    return round_tf32(w.contiguous()) if dot["DOT_PRECISION"] == "tf32" else w.contiguous()
 
 
 def _compute_dtype(x):
@@ -182,11 +195,11 @@ class _QLScan(torch.autograd.Function):
         out = torch.empty(T, B, H, device=dev, dtype=x.dtype)
         lens = _lengths(lengths, T, B, dev)
         params = [p.detach().to(torch.float32).contiguous() for p in (bias_u, gamma, beta, alpha)]
-        config = _launch_config(B, H, dev)
+        config, dot = _launch_config(B, H, dev), _dot_options(dev, x.dtype)
         _launch(qllstm_fwd_kernel, config, triton.cdiv(B, config["BLOCK_B"]), dev,
-                xw, weight_hh.t().contiguous(), *params, lens, hs, cs, z, out,
+                xw, _recurrent_weight(weight_hh.t(), dot), *params, lens, hs, cs, z, out,
                 T, B, H, skip, cs.shape[0],
-                CONVEX=convex, SAVE=save, **_dot_options(dev, x.dtype))
+                CONVEX=convex, SAVE=save, **dot)
         if save:
             ctx.save_for_backward(x, weight_ih, weight_hh, gamma, beta, alpha, lens, hs, cs, z)
             ctx.skip, ctx.convex, ctx.h0_dtype, ctx.c0_dtype = skip, convex, h0.dtype, c0.dtype
@@ -210,14 +223,14 @@ class _QLScan(torch.autograd.Function):
             dc[0] = d_cn
         s = torch.empty(T, B, H, **f32)
         dz = torch.empty(T, B, 2 * H, device=dev, dtype=dtype)
-        config = _launch_config(B, H, dev)
+        config, dot = _launch_config(B, H, dev), _dot_options(dev, dtype)
         tiles = triton.cdiv(B, config["BLOCK_B"])
         part = torch.zeros(tiles, 8, H, **f32)
         gamma32, beta32, alpha32 = (p.to(torch.float32).contiguous() for p in (gamma, beta, alpha))
         _launch(qllstm_bwd_kernel, config, tiles, dev,
-                z, hs, cs, weight_hh.contiguous(), gamma32, beta32, alpha32, lens, d_out, dh, dc, s, dz, part,
-                T, B, H, ctx.skip,
-                CONVEX=ctx.convex, **_dot_options(dev, dtype))
+                z, hs, cs, _recurrent_weight(weight_hh, dot), gamma32, beta32, alpha32, lens, d_out, dh, dc, s, dz,
+                part, T, B, H, ctx.skip,
+                CONVEX=ctx.convex, **dot)
         # h_{t-K} = h_0 for t < K: those steps' skip gradients land on h_0
         dh0 = dh[T % 2] + alpha32 * s[:min(ctx.skip, T)].sum(0)
         sums = part.sum(0)
