@@ -122,9 +122,10 @@ def read_runs(paths, args):
 def drop_repeats(runs):
     """(runs with one row per (max_len, seed, model), the repeats left out). Each invocation
     trains its own LSTM as the epoch-time baseline, so a seed can repeat across --add-runs
-    files. A repeat is not a copy: interleaved models draw their shuffles from the one global
-    torch RNG, so the same seed beside another model trains differently. The table counts each
-    seed once, from the first file given; the report lists the repeats."""
+    files. Runs made before the estimators kept their own random streams (2026-11-27) drew
+    their shuffles from torch's one global RNG, so the same seed beside another model trained
+    differently; since then a repeat trains as the first did. The table counts each seed once,
+    from the first file given; the report lists the repeats."""
     kept, repeats = {}, []
     for r in runs:
         key = (r["max_len"], r["seed"], r["model"])

@@ -85,6 +85,8 @@ PARAMETERS_DOC = """
     random_state : int, RandomState or None, default=None
         Seeds the weights, the batch order and dropout: on a CPU, a refit with the same
         value gives the same model bit for bit. The caller's global torch RNG is untouched.
+        Successive ``partial_fit`` calls (and warm-start fits) continue the estimator's own
+        random stream, so estimators trained in turn do not change each other's results.
     verbose : int, default=0
         0 is silent; 1 prints a table per epoch and a progress bar over the batches.
     on_nan : {"raise", "restore", "skip_batch"}, default="raise"
@@ -300,16 +302,28 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
     @contextlib.contextmanager
-    def _seeded(self):
-        """Seed torch for weight init, shuffling and dropout, then restore the caller's RNG."""
+    def _seeded(self, reset=True):
+        """Run on this estimator's own torch RNG stream (weight init, shuffling, dropout), then
+        restore the caller's RNG. ``reset`` starts the stream from ``random_state``; otherwise it
+        continues where this estimator's last fit or partial_fit left it, so estimators trained
+        in turn (one partial_fit each, round robin) do not draw from each other's stream, as
+        scikit-learn's own partial_fit estimators keep their RandomState. Without random_state,
+        the global RNG is used as it is."""
         seed = self._seed()
         if seed is None:
             yield
             return
         cuda = torch.device(self.device).type == "cuda" and torch.cuda.is_available()
+        stream = None if reset else getattr(self, "_rng_state_", None)  # (cpu state, cuda states)
         with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
-            torch.manual_seed(seed)
+            if stream is None:
+                torch.manual_seed(seed)
+            else:
+                torch.set_rng_state(stream[0])
+                if cuda and stream[1] is not None:
+                    torch.cuda.set_rng_state_all(stream[1])
             yield
+            self._rng_state_ = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None)
 
     # --- data ---------------------------------------------------------------------------
     def _net_input(self, X):
@@ -347,7 +361,7 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
         """
         reset = not (self.warm_start and self.initialized_)
         X_net, target = self._prepare_training(X, y, reset=reset)
-        with self._seeded():
+        with self._seeded(reset=reset):
             if reset:
                 self.initialize()
             if reset and self.checkpoint_dir is not None:
@@ -361,10 +375,10 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
         """Train ``max_epochs`` more epochs without re-initialising (the first call initialises)."""
         reset = not self.initialized_
         X_net, target = self._prepare_training(X, y, reset=reset, classes=classes)
-        if reset:
-            with self._seeded():
+        with self._seeded(reset=reset):
+            if reset:
                 self.initialize()
-        super().partial_fit(X_net, target, **fit_params)
+            super().partial_fit(X_net, target, **fit_params)
         return self
 
     def _outputs(self, X):

@@ -55,13 +55,13 @@ class _AcceleratedEstimator(AccelerateMixin):
         return super()._initialize_callbacks()
 
     @contextlib.contextmanager
-    def _seeded(self):
+    def _seeded(self, reset=True):
         # The base class forks the RNG of self.device when it enters; here that is the
         # accelerator's device, and device must be None again while the seeded code runs.
         given = self.__dict__.get("device")
         self.__dict__["device"] = str(self.accelerator.device)
         try:
-            with super()._seeded():
+            with super()._seeded(reset=reset):
                 self.__dict__["device"] = given
                 yield
         finally:
