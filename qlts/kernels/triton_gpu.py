@@ -19,7 +19,7 @@ exactly when ``torch.backends.cudnn.allow_tf32`` is set (torch's default, and wh
 uses), otherwise full fp32. TF32 operands are rounded to nearest (``round_tf32``), as cuBLAS does;
 the tensor cores alone would truncate them.
 
-Parallelism: one program per 16 batch rows and, when that leaves at least half the SMs idle,
+Parallelism: one program per 16 batch rows (64 at large batch) and, when that leaves at least half the SMs idle,
 the hidden units split across the idle SMs (``SPLITS`` programs per batch tile, launched
 co-resident, one step barrier in global memory per step; see :mod:`._triton_kernels`). A split
 program reads only its slice of W_h each step, so the slice stays in L1, and B=16 no longer runs
@@ -71,13 +71,13 @@ def _launch_config(batch, hidden, device):
     hidden units), chosen by the launch sweep in benchmarks/results/kernels_gpu_sweep.md:
 
     - batch tiles of 16 rows (the tl.dot minimum, so the most programs), or of 64 rows when
-      16-row tiles would fill more than a quarter of the SMs (B=1024: 0.53x cuDNN LSTM against
-      0.85x with 16-row tiles, bf16 forward on an H200; at B=256, 64-row tiles lose, 0.60x
-      against 0.47x);
+      16-row tiles would fill more than a quarter of the SMs (bf16 forward on an H200, ratio to
+      cuDNN LSTM: B=1024, 0.60x against 0.90x with 16-row tiles; B=256, 64-row tiles 0.60x
+      against 0.47x, first sweep);
     - when the tiles leave at least half the SMs idle, the hidden units split over the idle SMs
       (one program per SM at most: a step barrier needs them all resident), in blocks of 32 or
-      64 sized so that each program owns about one block (B=256, H=512: 64-wide blocks 0.47x,
-      32-wide 0.62x; unsplit, 2.4x).
+      64 sized so that each program owns about one block (B=256, H=512: 64-wide blocks 0.46x,
+      32-wide 0.56x; unsplit, 2.38x).
     """
     override = dict(_OVERRIDE or {})
     width = max(_MIN_BLOCK, triton.next_power_of_2(hidden))
