@@ -18,6 +18,7 @@ Exit status 1 when an agreement check fails or the triton backend errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -71,13 +72,14 @@ SWEEP_CONFIGS = {
 DESIGN_NOTES = """\
 ## Kernel design
 
-- The grid is (batch tiles of 16 rows, hidden splits). With one split, a program owns every hidden
-  unit of its rows and runs the whole time loop (forward and backward), looping over 64-wide
-  blocks of hidden units and accumulating `h_{t-1} W_h^T` with `tl.dot` over 64-wide chunks of
-  `h_{t-1}`; a CTA barrier ends each step. State, gates and accumulators are fp32; the per-step h
-  and c go to global buffers (the backward and the K-step skip need them).
-- When the batch tiles leave at least half the SMs idle (B <= 16 x SMs / 2), the hidden units are
-  split in blocks of 32 over the idle SMs: `SPLITS` programs per batch tile, launched
+- The grid is (batch tiles, hidden splits). Tiles have 16 rows, or 64 when 16-row tiles would fill
+  more than a quarter of the SMs. With one split, a program owns every hidden unit of its rows and
+  runs the whole time loop (forward and backward), looping over 64-wide blocks of hidden units and
+  accumulating `h_{t-1} W_h^T` with `tl.dot` over 64-wide chunks of `h_{t-1}`; a CTA barrier ends
+  each step. State, gates and accumulators are fp32; the per-step h and c go to global buffers (the
+  backward and the K-step skip need them).
+- When the batch tiles leave at least half the SMs idle, the hidden units are split in blocks of
+  32 or 64 (about one per program) over the idle SMs: `SPLITS` programs per batch tile, launched
   cooperatively (co-resident), meeting once per step at a barrier in global memory (a release
   atomic and an acquire poll per program, as CUDA's grid sync does). Each program reads only its
   slice of W_h, which stays in L1, and loads the other programs' h (forward) or dz (backward)
@@ -233,6 +235,18 @@ def check_agreement(cfg, device, dtype, tol, smoke, autocast=None):
         if best is None or rel / allowed > best[0]:
             best = (rel / allowed, name, rel, rel_same)
     return dict(worst=best[1], rel=best[2], rel_same=best[3], n=len(ref64), ok=best[0] <= 1.0, errors=errors)
+
+
+@contextlib.contextmanager
+def launch_override(override):
+    """QL triton launches under ``override`` (triton_gpu._OVERRIDE) inside the block, the default after."""
+    from qlts.kernels import triton_gpu
+
+    triton_gpu._OVERRIDE = override
+    try:
+        yield
+    finally:
+        triton_gpu._OVERRIDE = None
 
 
 def build(kind, size, device, dtype):
@@ -449,20 +463,19 @@ def run_sweep(args, device, timer, log, env, command):
     against cuDNN LSTM, interleaved; write kernels_gpu_sweep.md/.csv. Returns the exit status."""
     import torch
 
-    from qlts.kernels import triton_gpu
     from qlts.utils import atomic_write
 
     configs, checks = {}, []
     for name, override in SWEEP_CONFIGS.items():
-        triton_gpu._OVERRIDE = override
         torch.backends.cudnn.allow_tf32, tf32 = False, torch.backends.cudnn.allow_tf32
         try:
-            entry = check_agreement(AGREEMENT_CONFIGS[0], device, torch.float32, TOLERANCES[("fp32", "ieee")],
-                                    args.cpu_smoke)
+            with launch_override(override):
+                entry = check_agreement(AGREEMENT_CONFIGS[0], device, torch.float32, TOLERANCES[("fp32", "ieee")],
+                                        args.cpu_smoke)
         except Exception as exc:
             entry = dict(ok=False, error=f"{type(exc).__name__}: {str(exc)[:300]}")
         finally:
-            triton_gpu._OVERRIDE, torch.backends.cudnn.allow_tf32 = None, tf32
+            torch.backends.cudnn.allow_tf32 = tf32
         checks.append(f"- {name} {override}: " + (f"worst {entry['worst']} rel {entry['rel']:.2e} "
                                                    f"({'ok' if entry['ok'] else 'FAIL'})" if "rel" in entry
                                                    else entry["error"]))
@@ -485,11 +498,8 @@ def run_sweep(args, device, timer, log, env, command):
                 fns = {"lstm": runner(lstm, x, mode, grad_out)}
                 for name, override in configs.items():
                     def run(fn=runner(ql, x, mode, grad_out), override=override):
-                        triton_gpu._OVERRIDE = override
-                        try:
+                        with launch_override(override):
                             fn()
-                        finally:
-                            triton_gpu._OVERRIDE = None
                     fns[name] = run
                 times = {}
                 for name, fn in fns.items():
@@ -587,19 +597,18 @@ def main(argv=None):
         torch.backends.cudnn.allow_tf32 = dot == "tf32" if dtype_name == "fp32" else tf32_default
         # with a TF32 kernel, the same-dtype torch reference runs its matmuls in TF32 too
         torch.backends.cuda.matmul.allow_tf32 = dot == "tf32" or matmul_tf32_default
-        triton_gpu._OVERRIDE = override
         try:
-            if autocast:
-                entry.update(check_agreement(cfg, device, torch.float32, tol, args.cpu_smoke,
-                                             autocast=dtypes[autocast]))
-            else:
-                entry.update(check_agreement(cfg, device, dtypes[dtype_name], tol, args.cpu_smoke))
+            with launch_override(override):
+                if autocast:
+                    entry.update(check_agreement(cfg, device, torch.float32, tol, args.cpu_smoke,
+                                                 autocast=dtypes[autocast]))
+                else:
+                    entry.update(check_agreement(cfg, device, dtypes[dtype_name], tol, args.cpu_smoke))
         except Exception as exc:
             entry.update(error=f"{type(exc).__name__}: {str(exc)[:300]}", ok=False)
         finally:
             torch.backends.cudnn.allow_tf32 = tf32_default
             torch.backends.cuda.matmul.allow_tf32 = matmul_tf32_default
-            triton_gpu._OVERRIDE = None
         failed |= not entry["ok"]
         agreement.append(entry)
         log(f"agreement {label} dot={dot} {launch} {cfg['name']}: "

@@ -111,7 +111,9 @@ def _launch(kernel, config, tiles, device, *args, **constexprs):
     counters and a cooperative launch (which fails instead of hanging if they cannot all be resident)."""
     config = dict(config)
     splits = config.pop("SPLITS")
-    sync = torch.zeros(tiles, dtype=torch.int32, device=device)
+    # the counters are read only when split: an unsplit launch gets a placeholder, and no memset on its path
+    sync = torch.zeros(tiles, dtype=torch.int32, device=device) if splits > 1 else \
+        torch.empty(1, dtype=torch.int32, device=device)
     extra = {"launch_cooperative_grid": True} if splits > 1 else {}
     kernel[(tiles, splits)](*args, sync, SPLIT=splits > 1, **constexprs, **config, **extra)
 
