@@ -17,6 +17,24 @@ def resolve_device(device="auto") -> str:
     return str(device)
 
 
+@contextmanager
+def private_torch_rng(device, seed=None, state=None):
+    """Run the body on a torch RNG stream of its own, started from ``state`` (a (cpu, cuda) pair
+    from an earlier exit) or else ``seed``, and restore the caller's RNG after. Yields a dict
+    whose "state" holds the stream's (cpu, cuda) state at exit, to continue it later."""
+    cuda = torch.device(device).type == "cuda" and torch.cuda.is_available()
+    out = {}
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
+        if state is None:
+            torch.manual_seed(int(seed) % (2**32))
+        else:
+            torch.set_rng_state(state[0])
+            if cuda and state[1] is not None:
+                torch.cuda.set_rng_state_all(state[1])
+        yield out
+        out["state"] = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None)
+
+
 def seed_everything(random_state) -> None:
     """Seed python, numpy and torch so that a CPU run is reproducible bit for bit."""
     if random_state is None:

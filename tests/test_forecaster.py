@@ -118,9 +118,14 @@ def test_learns_a_seasonal_series_beyond_the_naive_forecast():
 
 def test_reproducible_and_clonable():
     y = seasonal_frame(200)
+    before = torch.random.get_rng_state()
     a = QLLSTMForecaster(48, 12, **TINY).fit(y).predict()
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is untouched
+    torch.manual_seed(123)  # nor does the global state matter
     b = QLLSTMForecaster(48, 12, **TINY).fit(y).predict()
     pd.testing.assert_frame_equal(a, b)
+    c = QLLSTMForecaster(48, 12, **{**TINY, "random_state": 1}).fit(y).predict()
+    assert not np.allclose(a.to_numpy(), c.to_numpy())
     model = QLLSTMForecaster(48, 12, **TINY).set_params(alpha=0.3, cell="gru")
     copy = clone(model)
     assert copy.get_params()["alpha"] == 0.3 and copy.get_params()["cell"] == "gru"

@@ -23,7 +23,7 @@ from torch.utils.data import Subset
 from .._validation import check_choice, check_float, check_int
 from ..nn.encoder import CELLS, POOLINGS, SequenceModel
 from ..parallel import limit_threads_in_worker
-from ..utils import resolve_device
+from ..utils import private_torch_rng, resolve_device
 from . import _persist
 from ._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fingerprint
 from ._data import as_sequences, check_n_channels
@@ -313,17 +313,9 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
         if seed is None:
             yield
             return
-        cuda = torch.device(self.device).type == "cuda" and torch.cuda.is_available()
-        stream = None if reset else getattr(self, "_rng_state_", None)  # (cpu state, cuda states)
-        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
-            if stream is None:
-                torch.manual_seed(seed)
-            else:
-                torch.set_rng_state(stream[0])
-                if cuda and stream[1] is not None:
-                    torch.cuda.set_rng_state_all(stream[1])
+        with private_torch_rng(self.device, seed, None if reset else getattr(self, "_rng_state_", None)) as rng:
             yield
-            self._rng_state_ = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None)
+        self._rng_state_ = rng["state"]
 
     # --- data ---------------------------------------------------------------------------
     def _net_input(self, X):

@@ -5,6 +5,7 @@ stopping on a time-ordered validation tail (restoring the best epoch), and an ep
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 import warnings
@@ -27,7 +28,7 @@ from ..estimators._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fi
 from ..nn.forecasting import FORECAST_CELLS, NORMS, SegRNN
 from ..parallel import limit_threads_in_worker
 from ..preprocessing import make_windows
-from ..utils import resolve_device, seed_everything
+from ..utils import private_torch_rng, resolve_device
 from ._series import align_covariates, apply_nan_policy, as_frame, check_horizon, future_index
 
 LOSSES = ("mse", "mae")
@@ -121,7 +122,8 @@ class QLLSTMForecaster(BaseEstimator):
         window touching a NaN (the prediction context must then be complete); "raise".
     device : "auto", "cpu", "cuda", ...
     random_state : int or None
-        Seeds the initialisation and shuffling; a CPU run is then reproducible.
+        Seeds the initialisation, shuffling and dropout on a torch RNG stream of the fit's own
+        (the caller's global RNG is left as it was); a CPU run is then reproducible.
     verbose : int
         1 shows an epoch progress bar on stderr.
     on_nan : "raise", "restore" or "skip_batch"
@@ -252,15 +254,18 @@ class QLLSTMForecaster(BaseEstimator):
         if use_val:
             Xv, yv = make_windows(z[train_end - L:], L, H, target=list(range(k)))[:2]
             valid = Dataset(Xv, yv) if len(Xv) else None
-        seed_everything(self.random_state)
-        self.net_ = self._make_net(k, values.shape[1] - k, levels, valid)
-        self.net_.initialize()
-        fit_params = {}
-        if self.checkpoint_dir is not None:
-            fp = fingerprint(self.get_params(), Xw, yw, *((valid.X, valid.y) if valid is not None else ()))
-            path = checkpoint_path(self.checkpoint_dir, type(self).__name__, fp)
-            fit_params["epochs"] = self.net_.training_guard_.resume(path, fp, self.max_epochs)
-        self.net_.partial_fit(Xw, yw, **fit_params)
+        # random_state seeds a torch RNG stream of the fit's own: the caller's RNG is left as it was
+        seeded = (private_torch_rng(resolve_device(self.device), self.random_state)
+                  if self.random_state is not None else contextlib.nullcontext())
+        with seeded:
+            self.net_ = self._make_net(k, values.shape[1] - k, levels, valid)
+            self.net_.initialize()
+            fit_params = {}
+            if self.checkpoint_dir is not None:
+                fp = fingerprint(self.get_params(), Xw, yw, *((valid.X, valid.y) if valid is not None else ()))
+                path = checkpoint_path(self.checkpoint_dir, type(self).__name__, fp)
+                fit_params["epochs"] = self.net_.training_guard_.resume(path, fp, self.max_epochs)
+            self.net_.partial_fit(Xw, yw, **fit_params)
         self._set_fitted(levels, frame, cov)
         return self
 
