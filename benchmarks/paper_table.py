@@ -105,6 +105,10 @@ def settings_text(args):
             f"{args.batch_size}, at most {args.epochs} epoch(s), patience {args.patience}, gradient clip 1.0")
 
 
+TEXT_FIELDS = ("model", "settings", "command")  # the other fields of a run are numbers
+INT_FIELDS = ("max_len", "seed", "recurrent_params", "total_params", "epochs_run", "best_epoch")
+
+
 def read_runs(paths, args):
     """Rows of earlier paper_table_runs.csv files; refuses a file run with other settings."""
     want, runs = settings_text(args), []
@@ -114,7 +118,7 @@ def read_runs(paths, args):
                 if row.get("settings") != want:
                     raise ValueError(f"--add-runs: {path} was run with settings {row.get('settings')!r}, "
                                      f"expected this run's {want!r}")
-                runs.append({k: (v if k in ("model", "settings", "command") else float(v) if "." in v else int(v))
+                runs.append({k: v if k in TEXT_FIELDS else int(v) if k in INT_FIELDS else float(v)
                              for k, v in row.items()})
     return runs
 
