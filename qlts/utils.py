@@ -1,6 +1,7 @@
 """Small helpers shared by the estimators, the forecaster, the demo and the benchmarks."""
 from __future__ import annotations
 
+import numbers
 import os
 import random
 import tempfile
@@ -8,6 +9,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
 
 
 def resolve_device(device="auto") -> str:
@@ -15,6 +17,13 @@ def resolve_device(device="auto") -> str:
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     return str(device)
+
+
+def int_seed(random_state):
+    """An int seed from ``random_state``: an int, a numpy RandomState (one draw from it) or None."""
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        return None if random_state is None else int(random_state)
+    return int(check_random_state(random_state).randint(2**31 - 1))
 
 
 @contextmanager

@@ -126,6 +126,8 @@ def test_reproducible_and_clonable():
     pd.testing.assert_frame_equal(a, b)
     c = QLLSTMForecaster(48, 12, **{**TINY, "random_state": 1}).fit(y).predict()
     assert not np.allclose(a.to_numpy(), c.to_numpy())
+    d = QLLSTMForecaster(48, 12, **{**TINY, "random_state": np.random.RandomState(0)}).fit(y).predict()
+    assert d.shape == a.shape and np.isfinite(d.to_numpy()).all()  # a RandomState seeds it too, as in sklearn
     model = QLLSTMForecaster(48, 12, **TINY).set_params(alpha=0.3, cell="gru")
     copy = clone(model)
     assert copy.get_params()["alpha"] == 0.3 and copy.get_params()["cell"] == "gru"

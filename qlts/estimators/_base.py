@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import numbers
 
 import numpy as np
 import torch
 from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
 from skorch.utils import is_dataset, to_numpy
 from sklearn.model_selection import train_test_split
-from sklearn.utils.validation import check_is_fitted, check_random_state
+from sklearn.utils.validation import check_is_fitted
 from torch.utils.data import Subset
 
 from .._validation import check_choice, check_float, check_int
 from ..nn.encoder import CELLS, POOLINGS, SequenceModel
 from ..parallel import limit_threads_in_worker
-from ..utils import private_torch_rng, resolve_device
+from ..utils import int_seed, private_torch_rng, resolve_device
 from . import _persist
 from ._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fingerprint
 from ._data import as_sequences, check_n_channels
@@ -297,9 +296,7 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
 
     def _seed(self):
         """An int seed from random_state (an int, a RandomState or None)."""
-        if self.random_state is None or isinstance(self.random_state, numbers.Integral):
-            return None if self.random_state is None else int(self.random_state)
-        return int(check_random_state(self.random_state).randint(2**31 - 1))
+        return int_seed(self.random_state)
 
     @contextlib.contextmanager
     def _seeded(self, reset=True):

@@ -28,7 +28,7 @@ from ..estimators._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fi
 from ..nn.forecasting import FORECAST_CELLS, NORMS, SegRNN
 from ..parallel import limit_threads_in_worker
 from ..preprocessing import make_windows
-from ..utils import private_torch_rng, resolve_device
+from ..utils import int_seed, private_torch_rng, resolve_device
 from ._series import align_covariates, apply_nan_policy, as_frame, check_horizon, future_index
 
 LOSSES = ("mse", "mae")
@@ -121,7 +121,7 @@ class QLLSTMForecaster(BaseEstimator):
         NaN in y or X: linear interpolation in time (default); "drop" skips every training
         window touching a NaN (the prediction context must then be complete); "raise".
     device : "auto", "cpu", "cuda", ...
-    random_state : int or None
+    random_state : int, numpy RandomState or None
         Seeds the initialisation, shuffling and dropout on a torch RNG stream of the fit's own
         (the caller's global RNG is left as it was); a CPU run is then reproducible.
     verbose : int
@@ -255,8 +255,8 @@ class QLLSTMForecaster(BaseEstimator):
             Xv, yv = make_windows(z[train_end - L:], L, H, target=list(range(k)))[:2]
             valid = Dataset(Xv, yv) if len(Xv) else None
         # random_state seeds a torch RNG stream of the fit's own: the caller's RNG is left as it was
-        seeded = (private_torch_rng(resolve_device(self.device), self.random_state)
-                  if self.random_state is not None else contextlib.nullcontext())
+        seed = int_seed(self.random_state)
+        seeded = private_torch_rng(resolve_device(self.device), seed) if seed is not None else contextlib.nullcontext()
         with seeded:
             self.net_ = self._make_net(k, values.shape[1] - k, levels, valid)
             self.net_.initialize()
