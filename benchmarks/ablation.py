@@ -13,8 +13,9 @@ Grid: skip K in {1, 4, 16} x alpha in {0, 0.1, 0.3}, skip_mode="convex", on thre
 
 Every seed trains all nine configurations; for imdb and adding they train round robin (one
 epoch each in turn). The adding task trains for all ``--epochs`` (no early stopping; the best
-epoch is restored): its loss plateaus before it learns. A configuration is called better than another only when its mean beats
-the other's by more than the larger of their seed standard deviations.
+epoch is restored): its loss plateaus before it learns. A configuration is called better than
+another only when its mean beats the other's by more than the larger of their seed standard
+deviations.
 
     python benchmarks/ablation.py                                   # full grid, 3 seeds
     python benchmarks/ablation.py --tasks adding --seeds 0 1        # a selection
