@@ -30,9 +30,13 @@ def int_seed(random_state):
 def private_torch_rng(device, seed=None, state=None):
     """Run the body on a torch RNG stream of its own, started from ``state`` (a (cpu, cuda) pair
     from an earlier exit) or else ``seed``, and restore the caller's RNG after. Yields a dict
-    whose "state" holds the stream's (cpu, cuda) state at exit, to continue it later."""
+    whose "state" holds the stream's (cpu, cuda) state at exit, to continue it later. With
+    neither seed nor state the body runs on the caller's RNG as it is (and "state" is None)."""
+    out = {"state": None}
+    if seed is None and state is None:
+        yield out
+        return
     cuda = torch.device(device).type == "cuda" and torch.cuda.is_available()
-    out = {}
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
         if state is None:
             torch.manual_seed(int(seed) % (2**32))

@@ -307,12 +307,11 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
         scikit-learn's own partial_fit estimators keep their RandomState. Without random_state,
         the global RNG is used as it is."""
         seed = self._seed()
-        if seed is None:
+        state = None if reset or seed is None else getattr(self, "_rng_state_", None)
+        with private_torch_rng(self.device, seed, state) as rng:
             yield
-            return
-        with private_torch_rng(self.device, seed, None if reset else getattr(self, "_rng_state_", None)) as rng:
-            yield
-        self._rng_state_ = rng["state"]
+        if seed is not None:
+            self._rng_state_ = rng["state"]
 
     # --- data ---------------------------------------------------------------------------
     def _net_input(self, X):

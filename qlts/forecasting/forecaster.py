@@ -5,7 +5,6 @@ stopping on a time-ordered validation tail (restoring the best epoch), and an ep
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import numbers
 import warnings
@@ -255,9 +254,7 @@ class QLLSTMForecaster(BaseEstimator):
             Xv, yv = make_windows(z[train_end - L:], L, H, target=list(range(k)))[:2]
             valid = Dataset(Xv, yv) if len(Xv) else None
         # random_state seeds a torch RNG stream of the fit's own: the caller's RNG is left as it was
-        seed = int_seed(self.random_state)
-        seeded = private_torch_rng(resolve_device(self.device), seed) if seed is not None else contextlib.nullcontext()
-        with seeded:
+        with private_torch_rng(resolve_device(self.device), int_seed(self.random_state)):
             self.net_ = self._make_net(k, values.shape[1] - k, levels, valid)
             self.net_.initialize()
             fit_params = {}
