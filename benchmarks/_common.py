@@ -98,13 +98,29 @@ def environment(device):
             f"{torch.__version__}, {torch.get_num_threads()} thread(s); QL-LSTM scan for 'auto': {backend}")
 
 
+NOTES_MARKER = "<!-- notes: text below this line is kept when the tables are regenerated -->"
+
+
+def write_markdown(path, text):
+    """Write a generated results page atomically. Hand-written notes below NOTES_MARKER in the
+    file already there are kept below the new text, so a rerun never loses the analysis."""
+    notes = "\n"
+    if os.path.exists(path):
+        with open(path) as fh:
+            old = fh.read()
+        if NOTES_MARKER in old:
+            notes = old[old.index(NOTES_MARKER) + len(NOTES_MARKER):]
+    with atomic_write(path, "w") as fh:
+        fh.write(text.rstrip() + "\n\n" + NOTES_MARKER + notes)
+
+
 def write_results(out_dir, name, markdown, rows):
-    """Write ``<name>.md`` (the text as given; skipped when None) and ``<name>.csv`` (rows: a list
-    of dicts) into ``out_dir``, each atomically. Returns the two paths."""
+    """Write ``<name>.md`` (the text as given, keeping hand-written notes: see write_markdown;
+    skipped when None) and ``<name>.csv`` (rows: a list of dicts) into ``out_dir``, each
+    atomically. Returns the two paths."""
     md_path, csv_path = os.path.join(out_dir, f"{name}.md"), os.path.join(out_dir, f"{name}.csv")
     if markdown is not None:
-        with atomic_write(md_path, "w") as fh:
-            fh.write(markdown.rstrip() + "\n")
+        write_markdown(md_path, markdown)
     buf = io.StringIO()
     fields = list(rows[0]) if rows else []
     for row in rows:  # keep every key, in first-seen order

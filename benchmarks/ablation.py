@@ -20,9 +20,14 @@ deviations.
     python benchmarks/ablation.py                                   # full grid, 3 seeds
     python benchmarks/ablation.py --tasks adding --seeds 0 1        # a selection
     python benchmarks/ablation.py --quick --out /tmp/results        # CI
+    python benchmarks/ablation.py --add-runs A/ablation.csv B/ablation.csv --report-only   # join runs
+
+Every row carries its task's settings and the command that made it, so runs made apart (a seed
+or a task at a time) join into one report; rows of one task must share their settings.
 """
 from __future__ import annotations
 
+import csv
 import itertools
 import os
 import statistics
@@ -65,12 +70,69 @@ def parse_args(argv):
     p.add_argument("--ett-stride", type=int, default=24, help="hours between forecast origins in the test months")
     p.add_argument("--ett-rows", type=int, default=0, help="use only the first N rows of the standard split "
                                                           "(scaled 12/4/4 proportions; 0: all)")
+    p.add_argument("--add-runs", nargs="+", default=[], metavar="CSV",
+                   help="ablation.csv files of earlier invocations: their rows join this report")
+    p.add_argument("--report-only", action="store_true", help="train nothing: the report from --add-runs alone")
     args = p.parse_args(argv)
+    if args.report_only and not args.add_runs:
+        p.error("--report-only: expected --add-runs with at least one ablation.csv, got none")
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
     args.seeds = args.seeds or [0, 1, 2]
     return args
+
+
+def task_settings(args, task):
+    """What ran for a task, exactly: everything that must match for runs to share a table."""
+    return {
+        "imdb": f"IMDB, {args.imdb_train_docs:,} train (last 10% = validation) / {args.imdb_test_docs:,} test docs, "
+                f"first {args.imdb_max_len} tokens, vocabulary {args.imdb_vocab:,}, embedding = hidden = "
+                f"{args.hidden_size}, max pooling, Adam 2e-3, at most {args.epochs} epochs, patience {args.patience}",
+        "adding": f"adding problem T={args.adding_T}, {args.adding_train:,} training sequences, hidden "
+                  f"{args.hidden_size}, Adam 1e-2, batch 64, {args.epochs} epochs (no early stopping; best epoch kept)",
+        "etth1": f"ETTh1 96->96 via QLLSTMForecaster (hidden {args.ett_hidden}, segment {args.ett_segment}, i.e. "
+                 f"{recurrent_steps(args)} recurrent steps), at most {args.ett_epochs} epochs, early stopping on "
+                 f"the validation months; forecasts every {args.ett_stride} h over the test months"
+                 + (f"; first {args.ett_rows} rows only" if args.ett_rows else ""),
+    }[task]
+
+
+def recurrent_steps(args):
+    return -(-96 // args.ett_segment)
+
+
+TEXT_FIELDS = ("task", "settings", "command")
+INT_FIELDS = ("seed", "skip", "epochs_run", "recurrent_steps")
+
+
+def read_runs(paths):
+    """Rows of earlier ablation.csv files (empty cells dropped: each task has its own columns)."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if not row.get("settings"):
+                    raise ValueError(f"--add-runs: {path} has rows without settings; expected an ablation.csv "
+                                     "written by this version of ablation.py")
+                rows.append({k: v if k in TEXT_FIELDS else int(v) if k in INT_FIELDS else float(v)
+                             for k, v in row.items() if v != ""})
+    return rows
+
+
+def check_joinable(rows):
+    """Every task's rows share one settings text, and no (task, seed, K, alpha) appears twice."""
+    for task in TASKS:
+        settings = {r["settings"] for r in rows if r["task"] == task}
+        if len(settings) > 1:
+            raise ValueError(f"--add-runs: the {task} rows were run with different settings: "
+                             + " | ".join(sorted(settings)))
+    seen = set()
+    for r in rows:
+        key = (r["task"], r["seed"], r["skip"], r["alpha"])
+        if key in seen:
+            raise ValueError(f"--add-runs: {r['task']} seed {r['seed']} {label(r['skip'], r['alpha'])} appears twice")
+        seen.add(key)
 
 
 def grid(args):
@@ -108,7 +170,8 @@ def run_imdb(args, device):
                                            epochs=args.epochs, patience=args.patience, valid_loss=_common.log_loss)
         for (K, a), (name, est) in zip(grid(args), ests.items()):
             acc = 100.0 * float(np.mean(est.predict(Xte) == yte))
-            rows.append(dict(task="imdb", seed=seed, skip=K, alpha=a, value=round(acc, 3),
+            rows.append(dict(task="imdb", settings=task_settings(args, "imdb"), seed=seed, skip=K, alpha=a,
+                             value=round(acc, 3),
                              epochs_run=len(record[name]["epoch_seconds"]),
                              median_epoch_s=round(statistics.median(record[name]["epoch_seconds"]), 2)))
             print(f"  {name:<11} accuracy {acc:.2f}%", flush=True)
@@ -140,7 +203,8 @@ def run_adding(args, device):
                                            patience=args.epochs, valid_loss=_common.mse_loss)
         for (K, a), (name, est) in zip(grid(args), ests.items()):
             mse = float(np.mean((est.predict(Xte) - yte[:, 0]) ** 2))
-            rows.append(dict(task="adding", seed=seed, skip=K, alpha=a, value=round(mse, 5),
+            rows.append(dict(task="adding", settings=task_settings(args, "adding"), seed=seed, skip=K, alpha=a,
+                             value=round(mse, 5),
                              epochs_run=len(record[name]["epoch_seconds"]),
                              median_epoch_s=round(statistics.median(record[name]["epoch_seconds"]), 2)))
             print(f"  {name:<11} test MSE {mse:.4f}", flush=True)
@@ -177,19 +241,24 @@ def run_etth1(args, device):
             model.fit(data.iloc[:n_train + n_val])
             pred = np.stack([model.predict(H, y=data.iloc[:c]).to_numpy() for c in cutoffs])
             mse, mae = mean_squared_error(truth, pred), mean_absolute_error(truth, pred)
-            rows.append(dict(task="etth1", seed=seed, skip=K, alpha=a, value=round(mse, 5), mae=round(mae, 5),
-                             baseline_mse=round(naive_mse, 5), epochs_run=len(model.history_),
+            rows.append(dict(task="etth1", settings=task_settings(args, "etth1"), seed=seed, skip=K, alpha=a,
+                             value=round(mse, 5), mae=round(mae, 5), baseline_mse=round(naive_mse, 5),
+                             recurrent_steps=recurrent_steps(args), epochs_run=len(model.history_),
                              fit_s=round(time.perf_counter() - start, 1)))
             print(f"  {label(K, a):<11} test MSE {mse:.4f}  MAE {mae:.4f}", flush=True)
     return rows
 
 
 # --- analysis ------------------------------------------------------------------------------
-def summarise(rows, args):
+def tasks_in(rows):
+    return [t for t in TASKS if any(r["task"] == t for r in rows)]
+
+
+def summarise(rows):
     """Per (task, K, alpha): mean, std and n over seeds."""
     out = []
-    for task in args.tasks:
-        for K, a in grid(args):
+    for task in tasks_in(rows):
+        for K, a in sorted({(r["skip"], r["alpha"]) for r in rows if r["task"] == task}):
             vals = [r["value"] for r in rows if r["task"] == task and r["skip"] == K and r["alpha"] == a]
             if vals:
                 out.append(dict(task=task, skip=K, alpha=a, mean=statistics.mean(vals),
@@ -228,39 +297,35 @@ def clearly_worse(summary, task):
     return out
 
 
-def report(rows, summary, args, command, env, seconds):
+def report(rows, summary, env, seconds):
     fmt = {"imdb": "{:.2f}", "adding": "{:.4f}", "etth1": "{:.4f}"}
+    commands = list(dict.fromkeys(r["command"] for r in rows))
     lines = ["# Ablation: skip distance K and skip weight alpha (convex mode)", "",
-             f"Command: `{command}`  ", f"Environment: {env}  ",
-             f"Wall time: {seconds / 60:.1f} min.", "", "What ran (exactly):", ""]
-    settings = {
-        "imdb": f"IMDB, {args.imdb_train_docs:,} train (last 10% = validation) / {args.imdb_test_docs:,} test docs, "
-                f"first {args.imdb_max_len} tokens, vocabulary {args.imdb_vocab:,}, embedding = hidden = "
-                f"{args.hidden_size}, max pooling, Adam 2e-3, at most {args.epochs} epochs, patience {args.patience}",
-        "adding": f"adding problem T={args.adding_T}, {args.adding_train:,} training sequences, hidden "
-                  f"{args.hidden_size}, Adam 1e-2, batch 64, {args.epochs} epochs (no early stopping; best epoch kept)",
-        "etth1": f"ETTh1 96->96 via QLLSTMForecaster (hidden {args.ett_hidden}, segment {args.ett_segment}, i.e. "
-                 f"{-(-96 // args.ett_segment)} recurrent steps), at most {args.ett_epochs} epochs, early stopping on "
-                 f"the validation months; forecasts every {args.ett_stride} h over the test months"
-                 + (f"; first {args.ett_rows} rows only" if args.ett_rows else "")}
-    for task in args.tasks:
-        lines.append(f"- {task}: {settings[task]}; seeds {args.seeds}; grid K {args.skips} x alpha {args.alphas}.")
+             "Command: " + "; ".join(f"`{c}`" for c in commands) + "  ", f"Environment: {env}  ",
+             (f"Wall time: {seconds / 60:.1f} min." if seconds else "Wall time: see the runs (joined with "
+              "--add-runs --report-only)."), "", "What ran (exactly):", ""]
+    for task in tasks_in(rows):
+        mine = [r for r in rows if r["task"] == task]
+        seeds = sorted({r["seed"] for r in mine})
+        skips, alphas = sorted({r["skip"] for r in mine}), sorted({r["alpha"] for r in mine})
+        lines.append(f"- {task}: {mine[0]['settings']}; seeds {seeds}; grid K {skips} x alpha {alphas}.")
     lines.append("")
     recommendations = []
-    for task in args.tasks:
+    for task in tasks_in(rows):
         name, higher = METRIC[task]
-        header = ["K \\ alpha", *[f"{a:g}" for a in args.alphas]]
+        mine = [r for r in rows if r["task"] == task]
+        alphas = sorted({r["alpha"] for r in mine})
+        header = ["K \\ alpha", *[f"{a:g}" for a in alphas]]
         body = []
-        for K in args.skips:
+        for K in sorted({r["skip"] for r in mine}):
             cells = []
-            for a in args.alphas:
+            for a in alphas:
                 vals = [r["value"] for r in rows if r["task"] == task and r["skip"] == K and r["alpha"] == a]
                 cells.append(_common.mean_std(vals, fmt[task]))
             body.append([f"K={K}", *cells])
         extra = ""
         if task == "etth1":
-            base = next(r["baseline_mse"] for r in rows if r["task"] == "etth1")
-            steps = -(-96 // args.ett_segment)
+            base, steps = mine[0]["baseline_mse"], mine[0]["recurrent_steps"]
             extra = (f" Repeat-the-last-value MSE: {base:.4f}. The recurrence runs {steps} steps here, so with "
                      f"K >= {steps} the skip term only ever reads h_0 = 0 and alpha just scales the update by "
                      f"(1 - alpha).")
@@ -286,7 +351,7 @@ def report(rows, summary, args, command, env, seconds):
                 f"default K={DEFAULT[0]}, alpha={DEFAULT[1]:g}: {d}. "
                 + ("**Better beyond the seed spread.**" if clear else "Not better beyond the seed spread "
                    "(or too few seeds to tell)."))
-    clear_tasks = [t for t in args.tasks if verdict(summary, t) and verdict(summary, t)[2]]
+    clear_tasks = [t for t in tasks_in(rows) if verdict(summary, t) and verdict(summary, t)[2]]
     lines += ["## Recommendation", "", *recommendations, "",
               ("The evidence is clear on " + ", ".join(clear_tasks) + "; check that the same setting wins on the "
                "other tasks before changing the default." if clear_tasks else
@@ -299,13 +364,17 @@ def main(argv=None):
     args = parse_args(argv)
     device = _common.setup(args)
     start = time.perf_counter()
+    command = _common.command_line("ablation.py", argv)
     runners = {"imdb": run_imdb, "adding": run_adding, "etth1": run_etth1}
-    rows = []
-    for task in args.tasks:
-        rows += runners[task](args, device)
-    summary = summarise(rows, args)
-    text = report(rows, summary, args, _common.command_line("ablation.py", argv), _common.environment(device),
-                  time.perf_counter() - start)
+    rows = read_runs(args.add_runs)
+    tasks = [] if args.report_only else args.tasks
+    # refuse a clash before hours of training, not after
+    check_joinable(rows + [dict(task=t, settings=task_settings(args, t), seed=seed, skip=K, alpha=a)
+                           for t in tasks for seed in args.seeds for K, a in grid(args)])
+    for task in tasks:
+        rows += [{**r, "command": command} for r in runners[task](args, device)]
+    seconds = 0 if args.report_only else time.perf_counter() - start
+    text = report(rows, summarise(rows), _common.environment(device), seconds)
     _common.write_results(args.out, "ablation", text, rows)
     print(text)
     return 0

@@ -26,10 +26,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from qlts.datasets import load_ett, load_exchange_rate
-from qlts.forecasting import QLLSTMForecaster
-from qlts.preprocessing import make_windows
-from qlts.utils import atomic_write
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+from qlts.datasets import load_ett, load_exchange_rate  # noqa: E402
+from qlts.forecasting import QLLSTMForecaster  # noqa: E402
+from qlts.preprocessing import make_windows  # noqa: E402
+from qlts.utils import atomic_write  # noqa: E402
 
 LOOKBACK = 96
 ETT = {"etth1": ("ETTh1", 1), "etth2": ("ETTh2", 1), "ettm1": ("ETTm1", 4)}
@@ -111,15 +114,8 @@ def summarise(frame):
     return out
 
 
-NOTES_MARKER = "<!-- notes: text below this line is kept when the tables are regenerated -->"
-
-
 def write_markdown(frame, path):
-    """Tables from the CSV; a hand-written analysis after NOTES_MARKER in an existing file is kept."""
-    notes = ""
-    if Path(path).exists():
-        old = Path(path).read_text()
-        notes = old[old.index(NOTES_MARKER) + len(NOTES_MARKER):] if NOTES_MARKER in old else ""
+    """Tables from the CSV; a hand-written analysis after the notes marker is kept (_common.write_markdown)."""
     s = summarise(frame)
     lines = ["# Forecasting accuracy: SegRNN network with QL-LSTM, LSTM and GRU cells", "",
              "Standard long-term protocol (lookback 96; ETT 12/4/4 months, Exchange 7:1:2; z-scores from the "
@@ -140,8 +136,7 @@ def write_markdown(frame, path):
         lines.append(f"- {ds} H={h}: " + ", ".join(f"{k} {v:.3f}" for k, v in pub.items())
                      + (f"; target {TARGETS[(ds, h)]:.3f}" if (ds, h) in TARGETS else ""))
     lines += ["", "Commands:", ""] + [f"- `{c}`" for c in frame["command"].drop_duplicates()]
-    with atomic_write(path, "w") as fh:
-        fh.write("\n".join(lines) + "\n\n" + NOTES_MARKER + (notes or "\n"))
+    _common.write_markdown(path, "\n".join(lines))
 
 
 def write_plot(frame, path):

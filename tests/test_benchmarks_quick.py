@@ -112,4 +112,32 @@ def test_ablation_quick(tmp_path, shared_data_dir):
     for task in ("imdb", "adding", "etth1"):
         grid = sorted((int(r["skip"]), float(r["alpha"])) for r in rows if r["task"] == task)
         assert grid == sorted((k, a) for k in (1, 4, 16) for a in (0.0, 0.1, 0.3)), task
+        assert len({r["settings"] for r in rows if r["task"] == task}) == 1
     assert "## Recommendation" in text
+
+    # another invocation's seed joins the report: a copy of the imdb rows as seed 1, 10 points better
+    imdb = [r for r in rows if r["task"] == "imdb"]
+    second = tmp_path / "seed1.csv"
+    with open(second, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "seed": "1", "value": str(float(r["value"]) + 10)} for r in imdb)
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    (merged / "ablation.md").write_text("old tables\n<!-- notes: text below this line is kept when the tables are "
+                                        "regenerated -->\n## My analysis\n")
+    run_quick("ablation.py", merged, shared_data_dir, "--add-runs", str(tmp_path / "ablation.csv"), str(second),
+              "--report-only")
+    text = (merged / "ablation.md").read_text()
+    assert "old tables" not in text and text.endswith("-->\n## My analysis\n")  # hand notes kept, tables new
+    assert "seeds [0, 1]" in text and text.count("seeds [0]") == 2  # imdb has two seeds, the others one
+    k1 = [float(r["value"]) for r in imdb if (r["skip"], r["alpha"]) == ("1", "0.0")][0]
+    assert f"| K=1 | {k1 + 5:.2f} ± 7.07 |" in text
+    assert len(read_csv(merged / "ablation.csv")) == len(rows) + len(imdb)
+    # before anything trains: rows run with other settings are refused, by task, and so is a seed run twice
+    err = run_quick("ablation.py", merged, shared_data_dir, "--tasks", "imdb", "--seeds", "5", "--patience", "5",
+                    "--add-runs", str(tmp_path / "ablation.csv"), ok=False)
+    assert "--add-runs: the imdb rows were run with different settings" in err and "patience 5" in err
+    err = run_quick("ablation.py", merged, shared_data_dir, "--tasks", "imdb", "--add-runs",
+                    str(tmp_path / "ablation.csv"), ok=False)
+    assert "--add-runs: imdb seed 0 K=1 a=0 appears twice" in err
