@@ -133,6 +133,14 @@ def write_results(out_dir, name, markdown, rows):
     return md_path, csv_path
 
 
+def read_rows(path, text_fields, int_fields):
+    """The rows of a results CSV written by write_results, typed back: text_fields stay str,
+    int_fields become int, the rest float; empty cells are dropped."""
+    with open(path, newline="") as fh:
+        return [{k: v if k in text_fields else int(v) if k in int_fields else float(v)
+                 for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
 def md_table(header, rows):
     """A GitHub markdown table from a header list and rows of already formatted cells."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

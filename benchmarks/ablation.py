@@ -27,7 +27,6 @@ or a task at a time) join into one report; rows of one task must share their set
 """
 from __future__ import annotations
 
-import csv
 import itertools
 import os
 import statistics
@@ -110,13 +109,11 @@ def read_runs(paths):
     """Rows of earlier ablation.csv files (empty cells dropped: each task has its own columns)."""
     rows = []
     for path in paths:
-        with open(path, newline="") as fh:
-            for row in csv.DictReader(fh):
-                if not row.get("settings"):
-                    raise ValueError(f"--add-runs: {path} has rows without settings; expected an ablation.csv "
-                                     "written by this version of ablation.py")
-                rows.append({k: v if k in TEXT_FIELDS else int(v) if k in INT_FIELDS else float(v)
-                             for k, v in row.items() if v != ""})
+        for row in _common.read_rows(path, TEXT_FIELDS, INT_FIELDS):
+            if "settings" not in row:
+                raise ValueError(f"--add-runs: {path} has rows without settings; expected an ablation.csv "
+                                 "written by this version of ablation.py")
+            rows.append(row)
     return rows
 
 

@@ -21,7 +21,6 @@ Seeds run in separate invocations (same flags, other --seeds and --out) combine 
 """
 from __future__ import annotations
 
-import csv
 import os
 import statistics
 import sys
@@ -113,13 +112,11 @@ def read_runs(paths, args):
     """Rows of earlier paper_table_runs.csv files; refuses a file run with other settings."""
     want, runs = settings_text(args), []
     for path in paths:
-        with open(path, newline="") as fh:
-            for row in csv.DictReader(fh):
-                if row.get("settings") != want:
-                    raise ValueError(f"--add-runs: {path} was run with settings {row.get('settings')!r}, "
-                                     f"expected this run's {want!r}")
-                runs.append({k: v if k in TEXT_FIELDS else int(v) if k in INT_FIELDS else float(v)
-                             for k, v in row.items()})
+        for row in _common.read_rows(path, TEXT_FIELDS, INT_FIELDS):
+            if row.get("settings") != want:
+                raise ValueError(f"--add-runs: {path} was run with settings {row.get('settings')!r}, "
+                                 f"expected this run's {want!r}")
+            runs.append(row)
     return runs
 
 

@@ -24,6 +24,13 @@ def read_csv(path):
         return list(csv.DictReader(fh))
 
 
+def write_csv(path, rows):
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def check_markdown(path, script):
     text = path.read_text()
     assert f"Command: `python benchmarks/{script} --quick --out " in text  # the exact command is recorded
@@ -53,10 +60,7 @@ def test_paper_table_quick(tmp_path, shared_data_dir):
     # a second invocation's seeds join the table: here a copy of the runs as seed 1, 10 points better
     first = tmp_path / "paper_table_runs.csv"
     second = tmp_path / "seed1_runs.csv"
-    with open(second, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(runs[0]))
-        writer.writeheader()
-        writer.writerows({**r, "seed": "1", "test_accuracy": str(float(r["test_accuracy"]) + 10)} for r in runs)
+    write_csv(second, [{**r, "seed": "1", "test_accuracy": str(float(r["test_accuracy"]) + 10)} for r in runs])
     merged = tmp_path / "merged"
     run_quick("paper_table.py", merged, shared_data_dir, "--add-runs", str(first), str(second), "--report-only")
     for r in read_csv(merged / "paper_table.csv"):
@@ -65,10 +69,7 @@ def test_paper_table_quick(tmp_path, shared_data_dir):
     assert len(read_csv(merged / "paper_table_runs.csv")) == 8
     # the same seed twice (another run's LSTM baseline): counted once, from the first file, and listed
     clash = tmp_path / "clash_runs.csv"
-    with open(clash, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(runs[0]))
-        writer.writeheader()
-        writer.writerows({**r, "test_accuracy": str(float(r["test_accuracy"]) + 1)} for r in runs[:1])
+    write_csv(clash, [{**r, "test_accuracy": str(float(r["test_accuracy"]) + 1)} for r in runs[:1]])
     run_quick("paper_table.py", merged, shared_data_dir, "--add-runs", str(first), str(clash), "--report-only")
     table = {r["model"]: r for r in read_csv(merged / "paper_table.csv")}
     assert all(r["seeds"] == "1" for r in table.values())
@@ -118,10 +119,7 @@ def test_ablation_quick(tmp_path, shared_data_dir):
     # another invocation's seed joins the report: a copy of the imdb rows as seed 1, 10 points better
     imdb = [r for r in rows if r["task"] == "imdb"]
     second = tmp_path / "seed1.csv"
-    with open(second, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({**r, "seed": "1", "value": str(float(r["value"]) + 10)} for r in imdb)
+    write_csv(second, [{**r, "seed": "1", "value": str(float(r["value"]) + 10)} for r in imdb])
     merged = tmp_path / "merged"
     merged.mkdir()
     (merged / "ablation.md").write_text("old tables\n<!-- notes: text below this line is kept when the tables are "
