@@ -294,6 +294,14 @@ def clearly_worse(summary, task):
     return out
 
 
+def seeds_per_cell(task_rows):
+    """{(K, alpha): number of seeds} for one task's rows."""
+    counts = {}
+    for r in task_rows:
+        counts[r["skip"], r["alpha"]] = counts.get((r["skip"], r["alpha"]), 0) + 1
+    return counts
+
+
 def report(rows, summary, env, seconds):
     fmt = {"imdb": "{:.2f}", "adding": "{:.4f}", "etth1": "{:.4f}"}
     commands = list(dict.fromkeys(r["command"] for r in rows))
@@ -305,7 +313,10 @@ def report(rows, summary, env, seconds):
         mine = [r for r in rows if r["task"] == task]
         seeds = sorted({r["seed"] for r in mine})
         skips, alphas = sorted({r["skip"] for r in mine}), sorted({r["alpha"] for r in mine})
-        lines.append(f"- {task}: {mine[0]['settings']}; seeds {seeds}; grid K {skips} x alpha {alphas}.")
+        uneven = len(set(seeds_per_cell(mine).values())) > 1
+        lines.append(f"- {task}: {mine[0]['settings']}; seeds {seeds}"
+                     + (" (not every cell ran every seed: n in the table)" if uneven else "")
+                     + f"; grid K {skips} x alpha {alphas}.")
     lines.append("")
     recommendations = []
     for task in tasks_in(rows):
@@ -314,11 +325,12 @@ def report(rows, summary, env, seconds):
         alphas = sorted({r["alpha"] for r in mine})
         header = ["K \\ alpha", *[f"{a:g}" for a in alphas]]
         body = []
+        uneven = len(set(seeds_per_cell(mine).values())) > 1
         for K in sorted({r["skip"] for r in mine}):
             cells = []
             for a in alphas:
-                vals = [r["value"] for r in rows if r["task"] == task and r["skip"] == K and r["alpha"] == a]
-                cells.append(_common.mean_std(vals, fmt[task]))
+                vals = [r["value"] for r in mine if r["skip"] == K and r["alpha"] == a]
+                cells.append(_common.mean_std(vals, fmt[task]) + (f" (n={len(vals)})" if uneven and vals else ""))
             body.append([f"K={K}", *cells])
         extra = ""
         if task == "etth1":
