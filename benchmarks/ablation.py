@@ -27,6 +27,7 @@ or a task at a time) join into one report; rows of one task must share their set
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import statistics
@@ -294,12 +295,9 @@ def clearly_worse(summary, task):
     return out
 
 
-def seeds_per_cell(task_rows):
-    """{(K, alpha): number of seeds} for one task's rows."""
-    counts = {}
-    for r in task_rows:
-        counts[r["skip"], r["alpha"]] = counts.get((r["skip"], r["alpha"]), 0) + 1
-    return counts
+def uneven_seeds(task_rows):
+    """Whether the (K, alpha) cells of one task ran different numbers of seeds."""
+    return len(set(collections.Counter((r["skip"], r["alpha"]) for r in task_rows).values())) > 1
 
 
 def report(rows, summary, env, seconds):
@@ -313,9 +311,8 @@ def report(rows, summary, env, seconds):
         mine = [r for r in rows if r["task"] == task]
         seeds = sorted({r["seed"] for r in mine})
         skips, alphas = sorted({r["skip"] for r in mine}), sorted({r["alpha"] for r in mine})
-        uneven = len(set(seeds_per_cell(mine).values())) > 1
         lines.append(f"- {task}: {mine[0]['settings']}; seeds {seeds}"
-                     + (" (not every cell ran every seed: n in the table)" if uneven else "")
+                     + (" (not every cell ran every seed: n in the table)" if uneven_seeds(mine) else "")
                      + f"; grid K {skips} x alpha {alphas}.")
     lines.append("")
     recommendations = []
@@ -325,7 +322,7 @@ def report(rows, summary, env, seconds):
         alphas = sorted({r["alpha"] for r in mine})
         header = ["K \\ alpha", *[f"{a:g}" for a in alphas]]
         body = []
-        uneven = len(set(seeds_per_cell(mine).values())) > 1
+        uneven = uneven_seeds(mine)
         for K in sorted({r["skip"] for r in mine}):
             cells = []
             for a in alphas:
