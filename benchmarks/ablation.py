@@ -27,7 +27,6 @@ or a task at a time) join into one report; rows of one task must share their set
 """
 from __future__ import annotations
 
-import collections
 import itertools
 import os
 import statistics
@@ -295,11 +294,6 @@ def clearly_worse(summary, task):
     return out
 
 
-def uneven_seeds(task_rows):
-    """Whether the (K, alpha) cells of one task ran different numbers of seeds."""
-    return len(set(collections.Counter((r["skip"], r["alpha"]) for r in task_rows).values())) > 1
-
-
 def report(rows, summary, env, seconds):
     fmt = {"imdb": "{:.2f}", "adding": "{:.4f}", "etth1": "{:.4f}"}
     commands = list(dict.fromkeys(r["command"] for r in rows))
@@ -307,27 +301,26 @@ def report(rows, summary, env, seconds):
              "Command: " + "; ".join(f"`{c}`" for c in commands) + "  ", f"Environment: {env}  ",
              (f"Wall time: {seconds / 60:.1f} min." if seconds else "Wall time: see the runs (joined with "
               "--add-runs --report-only)."), "", "What ran (exactly):", ""]
-    for task in tasks_in(rows):
-        mine = [r for r in rows if r["task"] == task]
-        seeds = sorted({r["seed"] for r in mine})
-        skips, alphas = sorted({r["skip"] for r in mine}), sorted({r["alpha"] for r in mine})
-        lines.append(f"- {task}: {mine[0]['settings']}; seeds {seeds}"
-                     + (" (not every cell ran every seed: n in the table)" if uneven_seeds(mine) else "")
-                     + f"; grid K {skips} x alpha {alphas}.")
+    by_task = {t: [r for r in rows if r["task"] == t] for t in tasks_in(rows)}
+    # cells of one task that ran different numbers of seeds show their n
+    uneven = {t: len({c["n"] for c in summary if c["task"] == t}) > 1 for t in by_task}
+    skips = {t: sorted({r["skip"] for r in mine}) for t, mine in by_task.items()}
+    alphas = {t: sorted({r["alpha"] for r in mine}) for t, mine in by_task.items()}
+    for task, mine in by_task.items():
+        lines.append(f"- {task}: {mine[0]['settings']}; seeds {sorted({r['seed'] for r in mine})}"
+                     + (" (not every cell ran every seed: n in the table)" if uneven[task] else "")
+                     + f"; grid K {skips[task]} x alpha {alphas[task]}.")
     lines.append("")
     recommendations = []
-    for task in tasks_in(rows):
+    for task, mine in by_task.items():
         name, higher = METRIC[task]
-        mine = [r for r in rows if r["task"] == task]
-        alphas = sorted({r["alpha"] for r in mine})
-        header = ["K \\ alpha", *[f"{a:g}" for a in alphas]]
+        header = ["K \\ alpha", *[f"{a:g}" for a in alphas[task]]]
         body = []
-        uneven = uneven_seeds(mine)
-        for K in sorted({r["skip"] for r in mine}):
+        for K in skips[task]:
             cells = []
-            for a in alphas:
+            for a in alphas[task]:
                 vals = [r["value"] for r in mine if r["skip"] == K and r["alpha"] == a]
-                cells.append(_common.mean_std(vals, fmt[task]) + (f" (n={len(vals)})" if uneven and vals else ""))
+                cells.append(_common.mean_std(vals, fmt[task]) + (f" (n={len(vals)})" if uneven[task] and vals else ""))
             body.append([f"K={K}", *cells])
         extra = ""
         if task == "etth1":
@@ -357,7 +350,7 @@ def report(rows, summary, env, seconds):
                 f"default K={DEFAULT[0]}, alpha={DEFAULT[1]:g}: {d}. "
                 + ("**Better beyond the seed spread.**" if clear else "Not better beyond the seed spread "
                    "(or too few seeds to tell)."))
-    clear_tasks = [t for t in tasks_in(rows) if verdict(summary, t) and verdict(summary, t)[2]]
+    clear_tasks = [t for t in by_task if verdict(summary, t) and verdict(summary, t)[2]]
     lines += ["## Recommendation", "", *recommendations, "",
               ("The evidence is clear on " + ", ".join(clear_tasks) + "; check that the same setting wins on the "
                "other tasks before changing the default." if clear_tasks else
