@@ -96,10 +96,11 @@ def make_estimator(cell, args, vocab_size, seed, device):
 
 
 def settings_text(args):
-    """Everything that must match for runs to share a table (all but seeds, models, threads and --out)."""
+    """Everything that must match for runs to share a table: all but the document lengths (each run
+    row carries its own, and the table has a row per length), seeds, models, threads and --out."""
     return (f"{args.train_docs:,} training documents (the last {args.valid_fraction:.0%} held out for early "
             f"stopping) and {args.test_docs:,} test documents of the original split; vocabulary "
-            f"{args.vocab:,}; first {', '.join(map(str, args.max_len))} tokens; embedding {args.embedding_dim}, "
+            f"{args.vocab:,}; embedding {args.embedding_dim}, "
             f"hidden {args.hidden_size} (per direction), pooling {args.pooling}; Adam lr {args.lr}, batch "
             f"{args.batch_size}, at most {args.epochs} epoch(s), patience {args.patience}, gradient clip 1.0")
 
@@ -169,7 +170,7 @@ def run(args, device, command):
 def summarise(runs, args):
     """One row per (max_len, model): params, accuracy over seeds, epoch time and its ratio to the LSTM."""
     rows = []
-    for max_len in args.max_len:
+    for max_len in sorted({r["max_len"] for r in runs}):
         lstm_rec = next(r["recurrent_params"] for r in runs if r["max_len"] == max_len and r["model"] == "lstm")
         for m in MODELS:
             rs = [r for r in runs if r["max_len"] == max_len and r["model"] == m]
@@ -192,7 +193,7 @@ def targets(rows, args):
     """Plain statements of whether each target of the issue was met, at these settings."""
     full = args.train_docs >= 25000 and args.test_docs >= 25000
     lines = []
-    for max_len in args.max_len:
+    for max_len in sorted({r["max_len"] for r in rows}):
         by = {r["model"]: r for r in rows if r["max_len"] == max_len}
         if "QL-LSTM" not in by:
             continue
@@ -245,7 +246,8 @@ def plot(rows, path):
 
 
 def report(rows, runs, repeats, args, command, env, seconds):
-    settings = f"{settings_text(args)}; seeds {sorted({r['seed'] for r in runs})}"
+    lengths = ", ".join(str(n) for n in sorted({r["max_len"] for r in runs}))
+    settings = f"first {lengths} tokens; {settings_text(args)}; seeds {sorted({r['seed'] for r in runs})}"
     commands = list(dict.fromkeys([*(r["command"] for r in runs), command]))
     header = ["tokens", "model", "recurrent params", "% of LSTM", "total params", "test accuracy %", "seeds",
               "s / epoch", "epoch time / LSTM", "epochs run"]

@@ -82,6 +82,19 @@ def test_paper_table_quick(tmp_path, shared_data_dir):
     err = run_quick("paper_table.py", merged, shared_data_dir, "--lr", "0.01", "--add-runs", str(first),
                     "--report-only", ok=False)
     assert "--add-runs" in err and "lr 0.002" in err and "lr 0.01" in err
+    # a run at another document length joins as its own rows (a copy of the runs as 256 tokens)
+    longer = tmp_path / "longer_runs.csv"
+    write_csv(longer, [{**r, "max_len": "256", "test_accuracy": str(float(r["test_accuracy"]) + 3)} for r in runs])
+    run_quick("paper_table.py", merged, shared_data_dir, "--add-runs", str(first), str(longer), "--report-only")
+    by_len = {}
+    for r in read_csv(merged / "paper_table.csv"):
+        by_len.setdefault(r["max_len"], {})[r["model"]] = r
+    assert sorted(by_len) == ["128", "256"]
+    for label, r in by_len["256"].items():
+        assert r["seeds"] == "1"
+        assert abs(float(r["accuracy_mean"]) - (float(rows[label]["accuracy_mean"]) + 3)) < 1e-6
+    text = (merged / "paper_table.md").read_text()
+    assert "first 128, 256 tokens" in text and "At 256 tokens:" in text
 
 
 def test_sequences_quick(tmp_path, shared_data_dir):
