@@ -141,6 +141,12 @@ def label(K, alpha):
 
 
 # --- tasks: each returns rows {task, seed, skip, alpha, value, extra...} ----------------------
+def interleaved_row(args, task, seed, K, a, value, rec):
+    """The result row of one configuration of a task whose grid trains interleaved (IMDB, adding)."""
+    return dict(task=task, settings=task_settings(args, task), seed=seed, skip=K, alpha=a, value=value,
+                epochs_run=len(rec["epoch_seconds"]), median_epoch_s=round(statistics.median(rec["epoch_seconds"]), 2))
+
+
 def run_imdb(args, device):
     from qlts.datasets import load_imdb
     from qlts.estimators import QLLSTMClassifier
@@ -167,10 +173,7 @@ def run_imdb(args, device):
                                            epochs=args.epochs, patience=args.patience, valid_loss=_common.log_loss)
         for (K, a), (name, est) in zip(grid(args), ests.items()):
             acc = 100.0 * float(np.mean(est.predict(Xte) == yte))
-            rows.append(dict(task="imdb", settings=task_settings(args, "imdb"), seed=seed, skip=K, alpha=a,
-                             value=round(acc, 3),
-                             epochs_run=len(record[name]["epoch_seconds"]),
-                             median_epoch_s=round(statistics.median(record[name]["epoch_seconds"]), 2)))
+            rows.append(interleaved_row(args, "imdb", seed, K, a, round(acc, 3), record[name]))
             print(f"  {name:<11} accuracy {acc:.2f}%", flush=True)
     return rows
 
@@ -200,10 +203,7 @@ def run_adding(args, device):
                                            patience=args.epochs, valid_loss=_common.mse_loss)
         for (K, a), (name, est) in zip(grid(args), ests.items()):
             mse = float(np.mean((est.predict(Xte) - yte[:, 0]) ** 2))
-            rows.append(dict(task="adding", settings=task_settings(args, "adding"), seed=seed, skip=K, alpha=a,
-                             value=round(mse, 5),
-                             epochs_run=len(record[name]["epoch_seconds"]),
-                             median_epoch_s=round(statistics.median(record[name]["epoch_seconds"]), 2)))
+            rows.append(interleaved_row(args, "adding", seed, K, a, round(mse, 5), record[name]))
             print(f"  {name:<11} test MSE {mse:.4f}", flush=True)
     return rows
 
