@@ -364,6 +364,7 @@ def main(argv=None):
     device = _common.setup(args)
     start = time.perf_counter()
     command = _common.command_line("ablation.py", argv)
+    env = _common.environment(device)  # at the start: the commit the run's code came from
     runners = {"imdb": run_imdb, "adding": run_adding, "etth1": run_etth1}
     rows = read_runs(args.add_runs)
     tasks = [] if args.report_only else args.tasks
@@ -373,7 +374,7 @@ def main(argv=None):
     for task in tasks:
         rows += [{**r, "command": command} for r in runners[task](args, device)]
     seconds = 0 if args.report_only else time.perf_counter() - start
-    text = report(rows, summarise(rows), _common.environment(device), seconds)
+    text = report(rows, summarise(rows), env, seconds)
     _common.write_results(args.out, "ablation", text, rows)
     print(text)
     return 0

@@ -284,10 +284,10 @@ def main(argv=None):
     device = _common.setup(args)
     start = time.perf_counter()
     command = _common.command_line("paper_table.py", argv)
+    env = _common.environment(device)  # at the start: the commit the run's code came from
     runs, repeats = drop_repeats(read_runs(args.add_runs, args)
                                  + ([] if args.report_only else run(args, device, command)))
     rows = summarise(runs, args)
-    env = _common.environment(device)
     seconds = 0 if args.report_only else time.perf_counter() - start
     text = report(rows, runs, repeats, args, command, env, seconds)
     _common.write_results(args.out, "paper_table", text, rows)

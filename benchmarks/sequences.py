@@ -298,6 +298,7 @@ def main(argv=None):
     args = parse_args(argv)
     device = _common.setup(args)
     start = time.perf_counter()
+    env = _common.environment(device)  # at the start: the commit the run's code came from
     aq_rows, aq_info, st_rows, st_info = [], {}, [], {}
     if "air_quality" in args.tasks:
         aq_rows, aq_info = run_air_quality(args, device)
@@ -305,7 +306,7 @@ def main(argv=None):
         st_rows, st_info = run_stocks(args, device)
     text = "\n".join([
         "# Sequences: sensor and financial", "",
-        f"Command: `{_common.command_line('sequences.py', argv)}`  ", f"Environment: {_common.environment(device)}  ",
+        f"Command: `{_common.command_line('sequences.py', argv)}`  ", f"Environment: {env}  ",
         f"Settings: models {', '.join(LABELS[m] for m in args.models)} through QLLSTMClassifier / QLLSTMRegressor "
         f"(hidden {args.hidden_size}, pooling last, Adam lr {args.lr}, batch {args.batch_size}, at most "
         f"{args.epochs} epochs, early stopping patience {args.patience} on the time-ordered validation block); "
