@@ -167,7 +167,7 @@ def run(args, device, command):
     return runs
 
 
-def summarise(runs, args):
+def summarise(runs):
     """One row per (max_len, model): params, accuracy over seeds, epoch time and its ratio to the LSTM."""
     rows = []
     for max_len in sorted({r["max_len"] for r in runs}):
@@ -287,7 +287,7 @@ def main(argv=None):
     env = _common.environment(device)  # at the start: the commit the run's code came from
     runs, repeats = drop_repeats(read_runs(args.add_runs, args)
                                  + ([] if args.report_only else run(args, device, command)))
-    rows = summarise(runs, args)
+    rows = summarise(runs)
     seconds = 0 if args.report_only else time.perf_counter() - start
     text = report(rows, runs, repeats, args, command, env, seconds)
     _common.write_results(args.out, "paper_table", text, rows)
