@@ -306,6 +306,28 @@ def test_encoder_pooling_ignores_padding(cell, bidirectional, num_layers):
         torch.testing.assert_close(pooled[0], enc(x[:1])[0])
 
 
+@pytest.mark.parametrize("cell", ["qllstm", "lstm", "bilstm"])
+def test_encoder_drops_the_steps_past_the_longest_row(cell):
+    """Token ids padded to 9 steps with rows of 5 and 3: the embedding (so the recurrence) sees
+    5 steps, and each row pools as it does alone and unpadded, gradients included."""
+    torch.manual_seed(0)
+    enc = RecurrentEncoder(None, 4, cell=cell, pooling="max", vocab_size=20, embedding_dim=3, backend="torch")
+    ids = torch.randint(1, 20, (2, 9))
+    ids[0, 5:] = 0
+    ids[1, 3:] = 0
+    seen = []
+    enc.embedding.register_forward_hook(lambda module, args, output: seen.append(args[0].shape[1]))
+    pooled = enc(ids, torch.tensor([5, 3]))
+    assert seen == [5]
+    alone = torch.cat([enc(ids[:1, :5]), enc(ids[1:, :3])])
+    torch.testing.assert_close(pooled, alone)
+    weights = torch.randn(pooled.shape)
+    grads = torch.autograd.grad((pooled * weights).sum(), list(enc.parameters()))
+    grads_alone = torch.autograd.grad((alone * weights).sum(), list(enc.parameters()))
+    for g, e in zip(grads, grads_alone):
+        torch.testing.assert_close(g, e)
+
+
 @pytest.mark.parametrize("rnn_class", [nn.LSTM, nn.GRU])
 def test_bidirectional_torch_cells_match_the_packed_run(rnn_class):
     from qlts.nn.encoder import _bidirectional_padded

@@ -68,7 +68,8 @@ class RecurrentEncoder(nn.Module):
 
     ``forward(x, lengths=None) -> (B, output_size)``. ``x`` is (B, T, F) float, or (B, T)
     integer token ids when ``vocab_size`` is set (id 0 is padding). ``lengths`` (B,) marks
-    the valid prefix of each row; padded steps never reach the recurrence.
+    the valid prefix of each row; padded steps never reach the recurrence, and the steps
+    past the longest row are cut off before the embedding.
 
     Pooling: "last" is the final hidden state of the top layer (for a reverse direction,
     the state after reading the whole sequence), "mean" and "max" pool the outputs over
@@ -93,13 +94,18 @@ class RecurrentEncoder(nn.Module):
         self.output_size = hidden_size * directions
 
     def forward(self, x, lengths=None):
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
+            if lengths.numel():
+                # Steps past the longest row are padding in every row and never reach the
+                # result: drop them (exact). Short documents padded to max_len stop paying for it.
+                x = x[:, :int(lengths.max())]
         if self.embedding is not None:
             x = self.embedding(x)
         last = None  # the top layer's state after each row's last valid step, when not in h_n
         if lengths is None:
             out, state = self.rnn(x)
         else:
-            lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
             if isinstance(self.rnn, QLLSTM):
                 out, state = self.rnn(x, lengths=lengths)  # padded in and out: no packing
             elif self.rnn.bidirectional:
