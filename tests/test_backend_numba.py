@@ -92,6 +92,16 @@ def test_scan_matches_reference_float32(cfg):
     assert_close_all(actual, expected, TOL[torch.float32])
 
 
+def test_float32_parameter_gradients_over_many_steps_and_rows():
+    """The gradients of gamma, beta, b_u and alpha sum over every (t, b), 200 x 64 terms here
+    (the kernel sums a step's rows in float32, then the steps in float64): still rel 1e-5."""
+    inputs, lengths = scan_inputs(200, 64, 3, 8, torch.float32, 11, learn_alpha=True, uneven=True)
+    as64 = [t.detach().double().requires_grad_(t.requires_grad) for t in inputs]
+    expected = run_scan(reference.scan, as64, lengths, 2, True)
+    actual = run_scan(numba_cpu.scan, inputs, lengths, 2, True)
+    assert_close_all(actual, expected, TOL[torch.float32])
+
+
 def test_scan_long_sequence_with_skip_and_lengths():
     """A longer run (T=60, K=4) where the skip path and padding matter for many steps."""
     inputs, lengths = scan_inputs(60, 6, 5, 16, torch.float64, 7, learn_alpha=True, uneven=True)

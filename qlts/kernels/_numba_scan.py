@@ -146,7 +146,10 @@ def backward_chunk(d_out, dh_n, dc_n, au_all, c_all, out, h0, c0, w_hh, gamma, b
     """Reverse loop for rows [b0, b1); recomputes the gates from the saved (a, u) and c.
 
     Writes d_z (T, B, 2H) = dL/dz_t, dh0, dc0, and this chunk's partial sums d_gamma (3, H),
-    d_beta (3, H), d_bias_u (H,), d_alpha (H,) (float64; the caller sums them).
+    d_beta (3, H), d_bias_u (H,), d_alpha (H,) (float64; the caller sums them). Each step
+    first sums over the chunk's rows in the input dtype (``part``), then adds that to the
+    float64 sums: float64 inside the fused loop would make LLVM vectorise it 4 wide instead
+    of 8 (float32: the loop ran 1.33x slower).
     The skip path's gradient (alpha dh_t flows to h_{t-K}) waits in a ring of K slots:
     step t reads slot t % K (what step t + K sent) and refills it for step t - K.
     """
@@ -165,8 +168,10 @@ def backward_chunk(d_out, dh_n, dc_n, au_all, c_all, out, h0, c0, w_hh, gamma, b
     one, al, kp = _as_dtype(h0, alpha, kappa)
     ints, scalars = gemm_args(h0)
     cvx = one if convex else one - one
+    part = np.empty((8, H), dtype=h0.dtype)  # rows: d_gamma (3), d_beta (3), d_bias_u, d_alpha
     for t in range(T - 1, -1, -1):
         slot = ring[t % skip]
+        part[:] = 0
         for bb in range(n):
             b = b0 + bb
             dz_row = dz[bb]
@@ -196,7 +201,7 @@ def backward_chunk(d_out, dh_n, dc_n, au_all, c_all, out, h0, c0, w_hh, gamma, b
                 tc = fast_tanh(c_row[j])
                 g_h = dh_row[j] + d_o[j] + d_s[j]
                 ht = og * tc
-                d_alpha[j] += g_h * (hs[j] - cvx * (fg * hp[j] + (one - fg) * ht))
+                part[7, j] += g_h * (hs[j] - cvx * (fg * hp[j] + (one - fg) * ht))
                 d_s[j] = al * g_h
                 d_ht = kp * (one - fg) * g_h
                 dcur = dc_row[j] + d_ht * og * (one - tc * tc)
@@ -204,17 +209,23 @@ def backward_chunk(d_out, dh_n, dc_n, au_all, c_all, out, h0, c0, w_hh, gamma, b
                 p_f = (kp * (hp[j] - ht) * g_h + dcur * cp[j]) * fg * (one - fg)
                 p_o = d_ht * tc * og * (one - og)
                 d_u = dcur * ig * (one - gg * gg)
-                d_gamma[0, j] += p_i * a
-                d_gamma[1, j] += p_f * a
-                d_gamma[2, j] += p_o * a
-                d_beta[0, j] += p_i
-                d_beta[1, j] += p_f
-                d_beta[2, j] += p_o
-                d_bias_u[j] += d_u
+                part[0, j] += p_i * a
+                part[1, j] += p_f * a
+                part[2, j] += p_o * a
+                part[3, j] += p_i
+                part[4, j] += p_f
+                part[5, j] += p_o
+                part[6, j] += d_u
                 dz_row[j] = gamma[0, j] * p_i + gamma[1, j] * p_f + gamma[2, j] * p_o
                 du_row[j] = d_u
                 dd_row[j] = kp * fg * g_h
                 dc_row[j] = dcur * fg
+        for j in range(H):  # a loop, not array +=, which would allocate a temporary each step
+            for k in range(3):
+                d_gamma[k, j] += part[k, j]
+                d_beta[k, j] += part[3 + k, j]
+            d_bias_u[j] += part[6, j]
+            d_alpha[j] += part[7, j]
         # dh_{t-1} = direct path + W_h^T dz_t: one BLAS product for the chunk
         dz[:, H:] = d_us
         matmul(dz, w_hh, dh_rec, ints, scalars)
