@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from qlts import kernels
 from qlts.nn import (QLLSTM, QLLSTMCell, RecurrentEncoder, SequenceModel, count_parameters, lstm_parameter_count,
                      make_rnn, qllstm_parameter_count)
 
@@ -273,6 +274,38 @@ def test_padded_lengths_equal_the_packed_path(bidirectional, num_layers, batch_f
     g_packed, = torch.autograd.grad(packed_out.sum() + h_p.sum(), x)
     torch.testing.assert_close(g_padded, g_packed, rtol=1e-12, atol=1e-12)
     assert g_padded[1, 2:].abs().max() == 0  # padding never reaches the result
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_padded_lengths_scan_only_to_the_longest_row(backend, monkeypatch):
+    """Padded to 9 steps, rows of 5 and 3: the scan runs 5 steps, and output (zero past each
+    row), states and gradients equal the packed path's padded back to 9."""
+    torch.manual_seed(0)
+    layer = QLLSTM(3, 4, 2, bidirectional=True, skip=2, backend=backend, batch_first=True)
+    _randomise(layer, 5)
+    steps_seen = []
+    get_scan = kernels.get_scan
+
+    def recording_get_scan(*args):
+        scan = get_scan(*args)
+        return lambda seq, *rest, **kw: steps_seen.append(seq.shape[0]) or scan(seq, *rest, **kw)
+
+    lengths = torch.tensor([5, 3])
+    x = torch.randn(2, 9, 3, requires_grad=True)
+    monkeypatch.setattr(kernels, "get_scan", recording_get_scan)
+    out, (h, c) = layer(x, lengths=lengths)
+    assert out.shape == (2, 9, 8) and set(steps_seen) == {5}
+    monkeypatch.undo()
+    packed_out, (h_p, c_p) = layer(pack_padded_sequence(x, lengths, batch_first=True))
+    packed_out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=9)
+    torch.testing.assert_close(out, packed_out)
+    torch.testing.assert_close((h, c), (h_p, c_p))
+    assert out[0, 5:].abs().max() == 0 and out[1, 3:].abs().max() == 0
+    weights = torch.randn(out.shape)
+    grads = torch.autograd.grad((out * weights).sum() + h.sum(), [x, *layer.parameters()])
+    grads_packed = torch.autograd.grad((packed_out * weights).sum() + h_p.sum(), [x, *layer.parameters()])
+    for g, e in zip(grads, grads_packed):
+        torch.testing.assert_close(g, e)
 
 
 @pytest.mark.parametrize("lengths,pattern", [

@@ -84,7 +84,8 @@ class QLLSTM(nn.Module):
     Variable lengths: a ``PackedSequence`` as nn.LSTM, or (an extension) a padded batch with
     ``forward(input, hx, lengths=...)``: the output stays padded, zero past each row's
     length, and (h_n, c_n) are the states at each row's last valid step. The padded form
-    skips packing and unpacking, which cost more than the scan itself at T=1000.
+    skips packing and unpacking, which cost more than the scan itself at T=1000, and the
+    scan stops at the longest row.
 
     Parameters per layer and direction (suffix ``_l{k}`` and ``_reverse``, as nn.LSTM):
     ``weight_ih`` (2H, d), ``weight_hh`` (2H, H), ``bias_u`` (H), ``gamma`` (3, H),
@@ -227,6 +228,10 @@ class QLLSTM(nn.Module):
                 x = x.transpose(0, 1)
             if lengths is not None:
                 lengths = _check_lengths(lengths, x.shape[0], x.shape[1])
+        padded_steps = x.shape[0]
+        if lengths is not None and len(lengths):
+            # steps past the longest row never reach a result: the output is zero there
+            x = x[:int(lengths.max())]
         h0_all, c0_all = self._initial_state(hx, x.shape[1], x, unbatched)
         scan = kernels.get_scan(self.backend, x.device, x.dtype)
         convex = self.skip_mode == "convex"
@@ -247,6 +252,8 @@ class QLLSTM(nn.Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = nn.functional.dropout(layer_input, p=self.dropout, training=True)
         output = layer_input
+        if output.shape[0] < padded_steps:
+            output = nn.functional.pad(output, (0, 0, 0, 0, 0, padded_steps - output.shape[0]))
         h_n, c_n = torch.stack(h_n), torch.stack(c_n)
         if packed:
             output = _repack(output, input)
