@@ -31,6 +31,9 @@ import time
 import warnings
 from datetime import datetime, timezone
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
 SIZES = [(64, 1024, 128, 256), (256, 512, 128, 512), (16, 4096, 32, 128), (1024, 256, 64, 256),
          (16, 1024, 768, 768)]  # (B, T, d, H), DESIGN §7 / issue #4
 REFERENCE_SIZE = (1024, 256, 64, 256)  # the torch reference is timed here only (it is ~100x slower)
@@ -416,8 +419,7 @@ def write_report(args, env, agreement, rows, keys, skipped, status, command):
     os.makedirs(args.out, exist_ok=True)
     from qlts.utils import atomic_write
 
-    with atomic_write(os.path.join(args.out, "kernels_gpu.md"), "w") as fh:
-        fh.write("\n".join(md))
+    _common.write_markdown(os.path.join(args.out, "kernels_gpu.md"), "\n".join(md))
     fields = ["B", "T", "d", "H", "dtype", "mode", "model", "params", "median_ms", "min_ms", "n", "ratio_to_lstm",
               "error"]
     buf = io.StringIO()
@@ -532,8 +534,7 @@ def run_sweep(args, device, timer, log, env, command):
                      + (f"{r['median_ms']:.2f} | {r['ratio_to_lstm']:.2f} |" if not r["error"] else
                         f"error | {r['error']} |"))
     os.makedirs(args.out, exist_ok=True)
-    with atomic_write(os.path.join(args.out, "kernels_gpu_sweep.md"), "w") as fh:
-        fh.write("\n".join(lines) + "\n")
+    _common.write_markdown(os.path.join(args.out, "kernels_gpu_sweep.md"), "\n".join(lines))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["B", "T", "d", "H", "dtype", "mode", "config", "median_ms",
                                              "ratio_to_lstm", "error"], extrasaction="ignore")

@@ -341,12 +341,15 @@ def test_gpu_benchmark_cpu_smoke_writes_report(tmp_path):
     under the interpreter at toy sizes, so a blind GPU run does not die on a script bug."""
     import csv
 
+    marker = "<!-- notes: text below this line is kept when the tables are regenerated -->"
+    (tmp_path / "kernels_gpu.md").write_text(f"an old table\n{marker}\n## Reading (hand-written)\n")
     cmd = [sys.executable, BENCHMARK, "--cpu-smoke", "--dtypes", "fp32", "--sizes", "0", "--reps", "2",
            "--warmup", "1", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     md = (tmp_path / "kernels_gpu.md").read_text()
     assert "Status: **complete**" in md and "--cpu-smoke" in md
+    assert "an old table" not in md and md.endswith(f"{marker}\n## Reading (hand-written)\n")  # notes kept
     agreement = [line for line in md.splitlines() if line.startswith("| H=")]
     # 2 configurations x (default launch, 1 program per batch tile); split launches need a GPU
     assert len(agreement) == 4 and all(line.endswith("| yes |") for line in agreement), agreement
