@@ -74,3 +74,14 @@ def test_demo_falls_back_to_the_synthetic_stream_in_one_line(tmp_path):
     assert float(qllstm[-2]) > 0 and float(naive[-2]) > 0  # MSE of both, on the normalised scale
     assert "MSE ratio to naive" in run.stdout
     assert (tmp_path / "demo" / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv", [["demo", "--adding"], ["adding"]])
+def test_adding_demo_passes_its_seed_on(argv, monkeypatch, tmp_path):
+    import qlts.demo
+    from qlts.cli import main
+
+    calls = []
+    monkeypatch.setattr(qlts.demo, "run_adding_demo", lambda **kw: calls.append(kw))
+    main([*argv, "--seed", "3", "--out", str(tmp_path)])
+    assert len(calls) == 1 and calls[0]["seed"] == 3

@@ -100,7 +100,7 @@ def _demo(args):
     if args.adding:
         from ..demo import run_adding_demo
 
-        run_adding_demo(out_dir=args.out)
+        run_adding_demo(out_dir=args.out, seed=args.seed)
         return
     from .demo import run_forecast_demo
 
