@@ -321,6 +321,14 @@ def test_bad_lengths(lengths, pattern):
         layer(packed, lengths=torch.tensor([3, 2]))
 
 
+def test_lengths_that_are_not_numbers():
+    """Bug: lengths torch cannot read raised torch's "new(): invalid data type 'str'"."""
+    layer = QLLSTM(2, 3, backend="torch", batch_first=True)
+    for lengths in ("ab", ["a", "b"], [None, 2]):
+        with pytest.raises(ValueError, match=r"lengths: expected 2 integers \(one per sequence\), got"):
+            layer(torch.randn(2, 3, 2), lengths=lengths)
+
+
 @pytest.mark.parametrize("cell,bidirectional,num_layers", [("qllstm", True, 1), ("qllstm", False, 2), ("lstm", False, 2),
                                                          ("gru", False, 1), ("bilstm", False, 1), ("lstm", True, 2),
                                                          ("gru", True, 2)])
@@ -415,6 +423,17 @@ def test_unknown_cell():
         make_rnn("transformer", 3, 4)
 
 
+@pytest.mark.parametrize("cell", ["qllstm", "lstm", "gru", "bilstm"])
+def test_bad_dropout_is_refused_by_every_cell(cell):
+    """Bug: with num_layers=1 a bad dropout (2.0, "x") was silently dropped; with more layers the
+    torch cells raised their own message."""
+    for layers in (1, 2):
+        with pytest.raises(ValueError, match=r"dropout: expected a float in \[0.0, 1.0\], got 2.0"):
+            make_rnn(cell, 3, 4, layers, dropout=2.0)
+    with pytest.raises(TypeError, match=r"dropout: expected a float, got str 'x'"):
+        make_rnn(cell, 3, 4, dropout="x")
+
+
 def test_bad_forward_inputs():
     layer = QLLSTM(3, 4, num_layers=2, backend="torch")
     with pytest.raises(ValueError, match=r"input: expected a 2-D .* or 3-D .*got 4-D"):
@@ -427,6 +446,45 @@ def test_bad_forward_inputs():
         layer(torch.randn(6, 2, 3), torch.zeros(2, 2, 4))
     with pytest.raises(TypeError, match=r"input: expected a torch.Tensor"):
         layer(np.zeros((6, 2, 3)))
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_dtype_mismatch_names_input_or_hx(backend):
+    """Bug: a float64 input or hx on a float32 layer raised torch's "expected m1 and m2 to have the
+    same dtype" (backend="torch"), or named the internal weight_ih (backend="numba")."""
+    layer = QLLSTM(3, 4, backend=backend)
+    x = torch.randn(5, 2, 3)
+    with pytest.raises(TypeError, match=r"input: expected dtype torch.float32 .*got torch.float64"):
+        layer(x.double())
+    states = (torch.zeros(1, 2, 4, dtype=torch.float64), torch.zeros(1, 2, 4))
+    with pytest.raises(TypeError, match=r"hx: expected h_0 of dtype torch.float32 .*got torch.float64"):
+        layer(x, states)
+
+
+def test_cell_bad_forward_inputs():
+    """Bug: QLLSTMCell checked only the input's shape and hx's shape; other bad input reached the
+    matmul (torch's "expected m1 and m2 to have the same dtype", "The size of tensor a (4) must
+    match ...") or Python's tuple unpacking ("too many values to unpack")."""
+    cell = QLLSTMCell(3, 4)
+    x = torch.randn(3, 3)
+    with pytest.raises(TypeError, match=r"input: expected a floating-point tensor, got dtype torch.int64"):
+        cell(torch.ones(3, 3, dtype=torch.int64))
+    with pytest.raises(TypeError, match=r"input: expected dtype torch.float32 .*got torch.float64"):
+        cell(x.double())
+    with pytest.raises(TypeError, match=r"hx: expected a tuple \(h_0, c_0\) of tensors, got Tensor"):
+        cell(x, torch.zeros(3, 4))
+    with pytest.raises(TypeError, match=r"hx: expected a tuple \(h_0, c_0\) of tensors, got list"):
+        cell(x, [torch.zeros(3, 4)] * 3)
+    with pytest.raises(TypeError, match=r"hx: expected c_0 to be a tensor, got ndarray"):
+        cell(x, (torch.zeros(3, 4), np.zeros((3, 4))))
+    with pytest.raises(TypeError, match=r"hx: expected h_0 of dtype torch.float32 .*got torch.float64"):
+        cell(x, (torch.zeros(3, 4, dtype=torch.float64), torch.zeros(3, 4)))
+    with pytest.raises(ValueError, match=r"h_skip: expected h_skip of shape \(3, 4\), got \(3, 5\)"):
+        cell(x, None, torch.zeros(3, 5))
+    with pytest.raises(TypeError, match=r"h_skip: expected h_skip to be a tensor, got ndarray"):
+        cell(x, None, np.zeros((3, 4)))
+    h, c = cell(x[0], (torch.zeros(4), torch.zeros(4)), torch.zeros(4))  # unbatched still works
+    assert h.shape == c.shape == (4,)
 
 
 def test_nan_input_propagates_and_input_is_not_modified():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_float, check_int
 from .qllstm import QLLSTM, reverse_padded
 
 CELLS = ("qllstm", "lstm", "gru", "bilstm")
@@ -24,6 +24,7 @@ def make_rnn(cell, input_size, hidden_size, num_layers=1, *, dropout=0.0, bidire
     """
     check_choice("cell", cell, CELLS)
     check_int("hidden_size", hidden_size, min_value=1)
+    check_float("dropout", dropout, low=0.0, high=1.0)  # checked even where one layer leaves it unused
     common = dict(num_layers=num_layers, batch_first=batch_first, dropout=dropout if num_layers > 1 else 0.0)
     if cell == "qllstm":
         return QLLSTM(input_size, hidden_size, bidirectional=bidirectional, alpha=alpha, skip=skip,

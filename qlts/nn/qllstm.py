@@ -57,6 +57,27 @@ def _alpha_logit(alpha):
     return math.log(a / (1 - a))
 
 
+def _autocast_on(device_type):
+    """Whether torch.autocast is on for ``device_type`` (then mixed dtypes are expected)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: per-device functions
+        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
+
+
+def _check_dtypes(x, weight, states, owner):
+    """input in the parameters' dtype, states in the input's; skipped under autocast, where
+    mixed dtypes are expected (the triton backend casts them itself)."""
+    if _autocast_on(x.device.type):
+        return
+    if x.dtype != weight.dtype:
+        raise TypeError(f"input: expected dtype {weight.dtype} (the dtype of the {owner}'s parameters), got "
+                        f"{x.dtype}; convert the input with .to({weight.dtype}) or the {owner} with .to({x.dtype})")
+    for label, s in states:
+        if s.dtype != x.dtype:
+            raise TypeError(f"hx: expected {label} of dtype {x.dtype} (the input's), got {s.dtype}")
+
+
 def reverse_padded(x, lengths):
     """Reverse each sequence of a time-major (T, B, ...) batch within its own length.
 
@@ -233,6 +254,8 @@ class QLLSTM(nn.Module):
             # steps past the longest row never reach a result: the output is zero there
             x = x[:int(lengths.max())]
         h0_all, c0_all = self._initial_state(hx, x.shape[1], x, unbatched)
+        if kernels.resolve(self.backend, x.device, x.dtype) != "triton":  # triton casts to its compute dtype
+            _check_dtypes(x, self.weight_ih_l0, (("h_0", h0_all), ("c_0", c0_all)), "layer")
         scan = kernels.get_scan(self.backend, x.device, x.dtype)
         convex = self.skip_mode == "convex"
         h_n, c_n = [], []
@@ -269,7 +292,10 @@ def _check_lengths(lengths, T, B):
     given = lengths
     if isinstance(lengths, torch.Tensor):
         lengths = lengths.cpu()
-    lengths = torch.as_tensor(lengths)
+    try:
+        lengths = torch.as_tensor(lengths)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"lengths: expected {B} integers (one per sequence), got {given!r}") from None
     if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or tuple(lengths.shape) != (B,):
         raise ValueError(f"lengths: expected {B} integers (one per sequence), got {given!r}")
     lengths = lengths.to(torch.int64)
@@ -335,21 +361,33 @@ class QLLSTMCell(nn.Module):
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
             raise ValueError(f"input: expected shape (batch, {self.input_size}) or ({self.input_size},), "
                              f"got {tuple(input.shape)}")
+        if not input.is_floating_point():
+            raise TypeError(f"input: expected a floating-point tensor, got dtype {input.dtype}")
         unbatched = input.dim() == 1
         x = input.unsqueeze(0) if unbatched else input
         shape = (x.shape[0], self.hidden_size)
         if hx is None:
             h = c = torch.zeros(shape, dtype=x.dtype, device=x.device)
         else:
-            h, c = (s.unsqueeze(0) if unbatched else s for s in hx)
-            for label, s in (("h_0", h), ("c_0", c)):
-                if tuple(s.shape) != shape:
-                    raise ValueError(f"hx: expected {label} of shape {shape}, got {tuple(s.shape)}")
+            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+                raise TypeError(f"hx: expected a tuple (h_0, c_0) of tensors, got {type(hx).__name__}")
+            h, c = (_cell_state("hx", label, s, shape, unbatched) for label, s in zip(("h_0", "c_0"), hx))
         if h_skip is None:
             h_skip = h
-        elif unbatched:
-            h_skip = h_skip.unsqueeze(0)
+        else:
+            h_skip = _cell_state("h_skip", "h_skip", h_skip, shape, unbatched)
+        _check_dtypes(x, self.weight_ih, (("h_0", h), ("c_0", c), ("h_skip", h_skip)), "cell")
         alpha = torch.sigmoid(self.alpha_logit) if self.learn_alpha else self.alpha
         h1, c1 = qllstm_cell(x @ self.weight_ih.t(), h, c, h_skip, self.weight_hh, self.bias_u, self.gamma,
                              self.beta, alpha, self.skip_mode == "convex")
         return (h1.squeeze(0), c1.squeeze(0)) if unbatched else (h1, c1)
+
+
+def _cell_state(name, label, s, shape, unbatched):
+    """One (batch, hidden_size) state of :class:`QLLSTMCell`, unsqueezed for unbatched input."""
+    if not isinstance(s, torch.Tensor):
+        raise TypeError(f"{name}: expected {label} to be a tensor, got {type(s).__name__}")
+    s = s.unsqueeze(0) if unbatched else s
+    if tuple(s.shape) != shape:
+        raise ValueError(f"{name}: expected {label} of shape {shape}, got {tuple(s.shape)}")
+    return s
