@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 
 def check_choice(name, value, choices):
     if value not in choices:
@@ -33,3 +35,13 @@ def check_float(name, value, *, low, high, low_open=False, high_open=False):
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise ValueError(f"{name}: expected a float in {interval}, got {value!r}")
     return value
+
+
+def as_array(name, values, expected, dtype=None):
+    """``np.asarray(values, dtype)``. Values that do not convert (nested lists of unequal lengths,
+    text where numbers are due) raise a ValueError naming ``name`` and what was ``expected``."""
+    try:
+        return np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected {expected}, got {type(values).__name__} that does not convert to one "
+                         f"({exc})") from None

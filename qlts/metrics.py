@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_float, check_int
+from ._validation import as_array, check_float, check_int
 
 __all__ = ["mean_squared_error", "mean_absolute_error", "mean_absolute_scaled_error", "pinball_loss", "METRICS",
            "get_metric"]
 
 
+def _floats(name, values):
+    return as_array(name, values, "numbers (an array, Series or DataFrame)", dtype=np.float64)
+
+
 def _pair(y_true, y_pred):
-    a = np.asarray(y_true, dtype=np.float64)
-    b = np.asarray(y_pred, dtype=np.float64)
+    a = _floats("y_true", y_true)
+    b = _floats("y_pred", y_pred)
     if a.shape != b.shape:
         raise ValueError(f"y_pred: expected the shape of y_true {a.shape}, got {b.shape}")
     if a.size == 0:
@@ -41,9 +45,10 @@ def mean_absolute_scaled_error(y_true, y_pred, *, y_train, seasonality=1):
     (Hyndman & Koehler 2006). ``y_train`` is (T,) or (T, k) with the columns of ``y_true``."""
     a, b = _pair(y_true, y_pred)
     m = check_int("seasonality", seasonality, min_value=1)
-    train = np.asarray(y_train, dtype=np.float64)
-    if train.shape[0] <= m:
-        raise ValueError(f"y_train: expected more than seasonality={m} rows, got {train.shape[0]}")
+    train = _floats("y_train", y_train)
+    if train.ndim == 0 or train.shape[0] <= m:
+        got = "a scalar" if train.ndim == 0 else train.shape[0]
+        raise ValueError(f"y_train: expected more than seasonality={m} rows, got {got}")
     scale = np.mean(np.abs(train[m:] - train[:-m]))
     if not np.isfinite(scale) or scale == 0:
         raise ValueError(f"y_train: expected a series whose seasonal naive in-sample MAE is finite and > 0, "
@@ -66,6 +71,6 @@ def get_metric(name):
     """The metric function called ``name`` ("mse", "mae", "mase"), or ``name`` itself when callable."""
     if callable(name):
         return name
-    if name not in METRICS:
+    if not isinstance(name, str) or name not in METRICS:
         raise ValueError(f"metrics: expected a callable or one of {sorted(METRICS)!r}, got {name!r}")
     return METRICS[name]

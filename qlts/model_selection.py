@@ -54,6 +54,13 @@ class BacktestFolds:
                 for c in range(self.initial, last + 1, self.step)]
 
 
+def _check_forecaster(forecaster):
+    if isinstance(forecaster, type) or not all(hasattr(forecaster, a) for a in ("fit", "predict", "get_params")):
+        what = f"the class {forecaster.__name__}" if isinstance(forecaster, type) else type(forecaster).__name__
+        raise TypeError(f"forecaster: expected a forecaster instance with fit, predict and get_params "
+                        f"(such as QLLSTMForecaster(...)), got {what}")
+
+
 def _check_scored_rows(truth):
     # gaps in the user's y: name y (the metrics' own errors would name their y_true / y_train)
     if not np.isfinite(truth).all():
@@ -90,8 +97,12 @@ def backtest(forecaster, y, X=None, *, initial=None, step=None, horizon=None, wi
     and a long frame of every forecast (fold, cutoff, the timestamp, and per column the forecast
     and the truth).
     """
+    _check_forecaster(forecaster)
     frame = as_frame(y, "y")
     cov = align_covariates(X, frame, "X")
+    if cv is not None and (initial, step, horizon) != (None, None, None):
+        raise ValueError(f"cv: expected either cv or initial/step/horizon, got both (cv={cv!r}, initial={initial!r}, "
+                         f"step={step!r}, horizon={horizon!r})")
     if cv is None:
         if initial is None or horizon is None:
             raise ValueError(f"initial/horizon: expected ints (or cv=BacktestFolds(...)), got initial={initial!r}, "
@@ -103,6 +114,10 @@ def backtest(forecaster, y, X=None, *, initial=None, step=None, horizon=None, wi
         every = 1 if refit else 0
     else:
         every = check_int("refit", refit, min_value=1)
+    if not isinstance(metrics, (list, tuple)):  # a str would be read as one metric per character
+        hint = f"; use metrics=({metrics!r},)" if isinstance(metrics, str) else ""
+        raise TypeError(f"metrics: expected a list or tuple of metric names or callables, got "
+                        f"{type(metrics).__name__} {metrics!r}{hint}")
     scorers = {(m if isinstance(m, str) else getattr(m, "__name__", "metric")): get_metric(m) for m in metrics}
     folds = list(enumerate(cv.split(len(frame))))
     # one block per fitted model: it is fit at the block's first fold and forecasts the others
@@ -168,6 +183,7 @@ class ForecasterGridSearch(BaseEstimator):
         self.refit = refit
 
     def fit(self, y, X=None):
+        _check_forecaster(self.forecaster)
         if not isinstance(self.cv, BacktestFolds):
             raise TypeError(f"cv: expected a BacktestFolds, got {type(self.cv).__name__}")
         get_metric(self.scoring)

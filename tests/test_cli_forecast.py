@@ -85,3 +85,21 @@ def test_adding_demo_passes_its_seed_on(argv, monkeypatch, tmp_path):
     monkeypatch.setattr(qlts.demo, "run_adding_demo", lambda **kw: calls.append(kw))
     main([*argv, "--seed", "3", "--out", str(tmp_path)])
     assert len(calls) == 1 and calls[0]["seed"] == 3
+
+
+def test_unreadable_file_or_time_column_names_the_argument(tmp_path):
+    """Bug: an empty CSV gave pandas' "No columns to parse from file", a folder named *.csv a
+    traceback (IsADirectoryError), and unparseable timestamps "Unknown datetime string format"."""
+    from qlts.forecasting.cli import read_table
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"PATH: expected a readable CSV file, got .*empty.csv'"):
+        read_table(str(empty))
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(ValueError, match=r"PATH: expected a readable CSV file, got .*folder.csv'"):
+        read_table(str(tmp_path / "folder.csv"))
+    dates = tmp_path / "dates.csv"
+    dates.write_text("date,v\nnotadate,1\nx,2\n")
+    with pytest.raises(ValueError, match=r"--time-col: expected timestamps in column 'date' of .*dates.csv'"):
+        read_table(str(dates))

@@ -200,6 +200,13 @@ def test_bad_names_are_reported(call, argument, given, expected):
     assert message.startswith(argument) and repr(given) in message and expected in message
 
 
+@pytest.mark.parametrize("splits, error", [(None, TypeError), (3, TypeError), ([], ValueError)])
+def test_load_imdb_splits_that_are_not_names(splits, error):
+    """Bug: splits=None raised "'NoneType' object is not iterable" and splits=[] returned {}."""
+    with pytest.raises(error, match=r"^splits: expected "):
+        qd.load_imdb(splits)
+
+
 # --- lookup order, downloads and checksums (fake network) -------------------------------------
 
 def test_qlts_data_comes_before_the_cache(real_data, tmp_path):
@@ -408,6 +415,7 @@ def test_sensor_stream_has_learnable_structure():
     ({"seed": None}, TypeError, "seed"),
     ({"freq": "fortnightly-ish"}, ValueError, "freq"),
     ({"missing_fraction": 0.9}, ValueError, "missing_fraction"),
+    ({"start": "notadate"}, ValueError, "start"),  # was pandas' DateParseError "Unknown datetime string format"
 ])
 def test_sensor_stream_bad_input(kwargs, error, argument):
     with pytest.raises(error, match=f"^{argument}: expected"):

@@ -196,3 +196,33 @@ def test_bad_input():
         model.predict_quantiles()
     with pytest.raises(TypeError, match="y: expected a pandas Series/DataFrame or a numpy array, got str"):
         QLLSTMForecaster(24, 6).fit("data.csv")
+
+
+@pytest.mark.parametrize("param, value, error, message", [
+    # each reached torch, sklearn or os.path unnamed, or was accepted silently ("no" is truthy)
+    ("device", "tpu", ValueError, r"device: expected 'auto', 'cpu', 'cuda'.*got 'tpu'"),
+    ("random_state", "x", TypeError, r"random_state: expected an int, a numpy RandomState or None, got str 'x'"),
+    ("checkpoint_dir", 5, TypeError, r"checkpoint_dir: expected a folder path .*got int 5"),
+    ("affine", "no", ValueError, r"affine: expected one of \[False, True\], got 'no'"),
+    ("zero_head", "no", ValueError, r"zero_head: expected one of \[False, True\], got 'no'"),
+])
+def test_bad_parameter_names_itself_at_fit(param, value, error, message):
+    y = seasonal_frame(40)
+    with pytest.raises(error, match=message):
+        QLLSTMForecaster(8, 4, **{**TINY, "segment_length": 4, "hidden_size": 4, "max_epochs": 1, param: value}).fit(y)
+
+
+def test_ragged_or_non_numeric_input_names_the_argument():
+    """Bug: nested lists of unequal lengths (y, X) and non-numeric windows leaked numpy's "setting
+    an array element with a sequence" / "could not convert string to float" without the argument."""
+    ragged = [[1.0], [2.0, 3.0]] * 10
+    with pytest.raises(ValueError, match=r"y: expected a \(T,\) or \(T, k\) array, got list that does not convert"):
+        QLLSTMForecaster(4, 2, **TINY).fit(ragged)
+    y = np.sin(np.arange(20.0))
+    with pytest.raises(ValueError, match=r"X: expected a \(T,\) or \(T, k\) array, got list that does not convert"):
+        QLLSTMForecaster(4, 2, **TINY).fit(y, X=ragged)
+    model = QLLSTMForecaster(4, 2, **{**TINY, "segment_length": 2, "hidden_size": 4, "max_epochs": 1}).fit(y)
+    with pytest.raises(ValueError, match=r"windows: expected a numeric array \(n, lookback, columns\), got list"):
+        model.predict_windows([[["a"]] * 4])
+    with pytest.raises(ValueError, match=r"windows: expected a numeric array \(n, lookback, columns\), got list"):
+        model.predict_windows([[[1.0]] * 4, [[1.0]] * 3])

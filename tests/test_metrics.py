@@ -40,3 +40,19 @@ def test_bad_input():
         mean_absolute_scaled_error([1.0], [2.0], y_train=[3.0, 3.0, 3.0])
     with pytest.raises(ValueError, match=r"metrics: expected a callable or one of \['mae', 'mase', 'mse'\], got 'rm"):
         get_metric("rmse")
+
+
+def test_values_that_are_not_numbers_name_the_argument():
+    """Bug: strings, None or ragged lists leaked numpy's "could not convert string to float" /
+    "setting an array element with a sequence", a scalar y_train an IndexError, and a list given as
+    a metric name "unhashable type: 'list'"."""
+    with pytest.raises(ValueError, match=r"y_true: expected numbers .*got list"):
+        mean_squared_error(["a", "b"], [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"y_pred: expected numbers .*got list"):
+        mean_absolute_error([1.0, 2.0], [[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match=r"y_train: expected numbers .*got list"):
+        mean_absolute_scaled_error([1.0], [2.0], y_train=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"y_train: expected more than seasonality=1 rows, got a scalar"):
+        mean_absolute_scaled_error([1.0], [2.0], y_train=5.0)
+    with pytest.raises(ValueError, match=r"metrics: expected a callable or one of .*got \['mse'\]"):
+        get_metric(["mse"])

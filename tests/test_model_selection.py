@@ -137,3 +137,23 @@ def test_bad_input():
         NaiveForecaster("mean").fit(y)
     with pytest.raises(ValueError, match="y: expected at least season_length=30 rows, got 20"):
         NaiveForecaster("seasonal", 30).fit(y)
+
+
+def test_bad_metrics_cv_and_forecaster_arguments():
+    """Bug: metrics="mse" was read letter by letter ("got 'm'"), metrics=None raised "'NoneType'
+    object is not iterable", cv given with initial/horizon silently ignored them, and a forecaster
+    that is a class or None leaked sklearn's "Cannot clone object ..."."""
+    y = daily(np.arange(30.0))
+    with pytest.raises(TypeError, match=r"metrics: expected a list or tuple .*got str 'mse'; use metrics=\('mse',\)"):
+        backtest(NaiveForecaster(), y, initial=20, horizon=2, metrics="mse")
+    with pytest.raises(TypeError, match=r"metrics: expected a list or tuple .*got NoneType None"):
+        backtest(NaiveForecaster(), y, initial=20, horizon=2, metrics=None)
+    with pytest.raises(ValueError, match=r"cv: expected either cv or initial/step/horizon, got both"):
+        backtest(NaiveForecaster(), y, initial=20, horizon=2, cv=BacktestFolds(10, 2, 2))
+    with pytest.raises(TypeError, match=r"forecaster: expected a forecaster instance .*got the class NaiveForecaster"):
+        backtest(NaiveForecaster, y, initial=20, horizon=2)
+    with pytest.raises(TypeError, match=r"forecaster: expected a forecaster instance .*got NoneType"):
+        ForecasterGridSearch(None, {"strategy": ["last"]}, cv=BacktestFolds(20, 2, 2)).fit(y)
+    with pytest.raises(ValueError, match=r"metrics: expected a callable or one of .*got \['mse'\]"):
+        ForecasterGridSearch(NaiveForecaster(), {"strategy": ["last"]}, cv=BacktestFolds(20, 2, 2),
+                             scoring=["mse"]).fit(y)

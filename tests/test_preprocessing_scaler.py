@@ -99,6 +99,15 @@ def test_bad_input():
         SequenceScaler().fit(X)
 
 
+def test_ragged_list_and_infinite_feature_range():
+    """Bug: a ragged nested list leaked numpy's "setting an array element with a sequence", and an
+    infinite feature_range was accepted (the minmax scale became 0, then 1: the range was ignored)."""
+    with pytest.raises(ValueError, match=r"X: expected an array-like \(n, T, F\) or \(n, T\), got list that does not convert"):
+        SequenceScaler().fit([[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match=r"feature_range\[1\]: expected a float in \(-inf, inf\), got inf"):
+        SequenceScaler("minmax", feature_range=(0, float("inf"))).fit(windows(5))
+
+
 def test_pipeline_with_skorch_regressor_clones_and_fits():
     skorch = pytest.importorskip("skorch")
     from qlts.nn import SequenceModel

@@ -82,6 +82,28 @@ def test_bad_input():
         vocab.decode([12])
 
 
+def test_bad_input_reaching_python_internals():
+    """Bug: texts=None leaked "'NoneType' object is not iterable", a non-str token numpy's sort
+    error "'<' not supported between ...", decode(["x"]) int()'s "invalid literal", decode([2.7])
+    silently decoded id 2, and encode("film") encoded the letters."""
+    vocab = Vocabulary(10).fit(TEXTS)
+    with pytest.raises(TypeError, match=r"texts: expected a sequence of strings \(or lists of tokens\), got NoneType"):
+        Vocabulary().fit(None)
+    with pytest.raises(TypeError, match=r"texts: expected a sequence of strings \(or lists of tokens\), got int"):
+        texts_to_ids(5, 3, vocab=vocab)
+    with pytest.raises(TypeError, match=r"texts: expected lists of str tokens, got int token 1 at position 0"):
+        Vocabulary().fit([["a", 1]])
+    with pytest.raises(TypeError, match=r"ids: expected integer ids, got str 'x'"):
+        vocab.decode(["x"])
+    with pytest.raises(TypeError, match=r"ids: expected integer ids, got float 2.7"):
+        vocab.decode([2.7])
+    with pytest.raises(TypeError, match=r"ids: expected a sequence of integer ids, got NoneType"):
+        vocab.decode(None)
+    with pytest.raises(TypeError, match=r"tokens: expected a list of str tokens \(see tokenize\), got str"):
+        vocab.encode("film")
+    assert vocab.decode(np.array([vocab.stoi["film"], 0])) == ["film"]  # numpy integer ids still work
+
+
 IMDB = Path(os.environ.get("QLTS_DATA", "/work/shared/data")) / "imdb" / "train.jsonl.gz"
 
 

@@ -291,6 +291,19 @@ def test_bad_data():
         make_windows(pd.Series(np.arange(10.0), index=idx), 3, 1, future_covariates=future)
 
 
+def test_ragged_data_and_target_that_is_not_a_column():
+    """Bug: a ragged nested list leaked numpy's "setting an array element with a sequence", and
+    target=0.0 Python's "'float' object is not iterable" (target=True was read as column 1)."""
+    with pytest.raises(ValueError, match=r"data: expected a 1-D \(T,\) or 2-D \(T, F\) array, got list that does not convert"):
+        make_windows([[1.0, 2.0], [3.0]] * 5, 1, 1)
+    with pytest.raises(ValueError, match=r"past_covariates: expected a 1-D .*got list that does not convert"):
+        make_windows(np.ones((10, 2)), 1, 1, past_covariates=[[1.0, 2.0], [3.0]] * 5)
+    for target in (0.0, True, {0}):
+        with pytest.raises(TypeError, match=r"target: expected a column name or position, or a list of them, got"):
+            make_windows(np.ones((10, 2)), 1, 1, target=target)
+    assert make_windows(np.ones((10, 2)), 1, 1, target=np.array([1])).y.shape == (9, 1, 1)
+
+
 @pytest.mark.parametrize("stride", [1, 4])
 @pytest.mark.parametrize("normalize", [None, "last"])
 def test_window_stream_equals_batch(stride, normalize):

@@ -115,7 +115,15 @@ def load_imdb(splits=IMDB_SPLITS) -> dict[str, pd.DataFrame]:
     0 = negative; 12,500 of each). Rows are sorted by (label, review id): **shuffle before
     taking a subset**.
     """
-    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    if isinstance(splits, str):
+        splits = (splits,)
+    else:
+        try:
+            splits = tuple(splits)
+        except TypeError:
+            raise TypeError(f"splits: expected 'train', 'test' or a sequence of them, got {splits!r}") from None
+    if not splits:
+        raise ValueError(f"splits: expected at least one of {list(IMDB_SPLITS)!r}, got an empty sequence")
     for split in splits:  # all names checked before the (slow) reading starts
         check_choice("splits", split, IMDB_SPLITS)
     out = {}

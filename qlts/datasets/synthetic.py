@@ -47,7 +47,11 @@ def make_sensor_stream(n_steps: int = 2160, n_channels: int = 4, freq="h", seed:
         offset = to_offset(freq)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"freq: expected a pandas frequency such as 'h', '15min' or 'D', got {freq!r}") from exc
-    index = pd.date_range(pd.Timestamp(start), periods=n_steps, freq=offset, name="time")
+    try:
+        start = pd.Timestamp(start)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"start: expected a timestamp such as '2024-01-01', got {start!r}") from exc
+    index = pd.date_range(start, periods=n_steps, freq=offset, name="time")
     rng = np.random.default_rng(seed)
 
     # Calendar drivers from the actual timestamps, so the cycles are daily/weekly at any freq.

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .._validation import check_choice
+from .._validation import as_array, check_choice
 
 NAN_POLICIES = ("interpolate", "drop", "raise")
 
@@ -23,7 +23,7 @@ def as_frame(y, name="y", *, columns=None):
     elif isinstance(y, pd.DataFrame):
         frame = y.copy()
     elif isinstance(y, (np.ndarray, list, tuple)):
-        arr = np.asarray(y)
+        arr = as_array(name, y, "a (T,) or (T, k) array")
         if arr.ndim not in (1, 2):
             raise ValueError(f"{name}: expected a (T,) or (T, k) array, got shape {arr.shape}")
         if arr.ndim == 1:
@@ -130,7 +130,7 @@ def align_covariates(X, y_frame, name="X"):
             raise ValueError(f"{name}: expected covariates covering every row of y from {y_frame.index[0]!r} to "
                              f"{y_frame.index[-1]!r}, got {len(missing)} rows missing (first {missing[0]!r})")
         return Xf.loc[y_frame.index]
-    arr = np.asarray(X)
+    arr = as_array(name, X, "a (T,) or (T, k) array")
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] != len(y_frame):

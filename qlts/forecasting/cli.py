@@ -17,22 +17,28 @@ def read_table(path, time_col=None):
     if not os.path.exists(path):
         raise FileNotFoundError(f"PATH: expected an existing CSV or Parquet file, got {path!r}")
     lower = path.lower()
-    if lower.endswith((".parquet", ".pq")):
-        try:
-            frame = pd.read_parquet(path)
-        except ImportError as exc:  # pandas needs pyarrow or fastparquet for Parquet
-            raise ValueError(f"PATH: reading Parquet needs pyarrow (pip install pyarrow); got {path!r} "
-                             f"and {exc}") from exc
-    elif lower.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
-        frame = pd.read_csv(path)
-    else:
+    parquet = lower.endswith((".parquet", ".pq"))
+    if not parquet and not lower.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
         raise ValueError(f"PATH: expected a .csv, .csv.gz or .parquet file, got {path!r}")
+    try:
+        frame = pd.read_parquet(path) if parquet else pd.read_csv(path)
+    except ImportError as exc:  # pandas needs pyarrow or fastparquet for Parquet
+        raise ValueError(f"PATH: reading Parquet needs pyarrow (pip install pyarrow); got {path!r} "
+                         f"and {exc}") from exc
+    except (ValueError, OSError) as exc:  # empty, not a table, a folder, unreadable
+        kind = "Parquet" if parquet else "CSV"
+        raise ValueError(f"PATH: expected a readable {kind} file, got {path!r}, which fails to read: {exc}") from exc
     if time_col is None:
         time_col = next((c for c in frame.columns if str(c).lower() in _TIME_NAMES), None)
     elif time_col not in frame.columns:
         raise ValueError(f"--time-col: expected one of the columns {list(frame.columns)}, got {time_col!r}")
     if time_col is not None:
-        frame = frame.set_index(pd.DatetimeIndex(pd.to_datetime(frame.pop(time_col)), name=time_col))
+        try:
+            times = pd.to_datetime(frame.pop(time_col))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"--time-col: expected timestamps in column {time_col!r} of {path!r}, got values "
+                             f"that do not parse ({exc})") from exc
+        frame = frame.set_index(pd.DatetimeIndex(times, name=time_col))
     return frame
 
 

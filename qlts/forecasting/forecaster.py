@@ -21,7 +21,7 @@ from skorch.history import History
 from skorch.helper import predefined_split
 from tqdm.auto import tqdm
 
-from .._validation import check_choice, check_float, check_int
+from .._validation import as_array, check_choice, check_float, check_int
 from ..estimators import _persist
 from ..estimators._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fingerprint
 from ..nn.forecasting import FORECAST_CELLS, NORMS, SegRNN
@@ -199,6 +199,9 @@ class QLLSTMForecaster(BaseEstimator):
         check_int("patience", self.patience, min_value=1)
         check_float("validation_fraction", self.validation_fraction, low=0.0, high=1.0, high_open=True)
         check_choice("on_nan", self.on_nan, ON_NAN)
+        for name in ("affine", "channel_independent", "zero_head", "learn_alpha"):  # "no" would be truthy
+            check_choice(name, getattr(self, name), (False, True))
+        resolve_device(self.device)
         return self._quantile_levels()
 
     def _quantile_levels(self):
@@ -385,7 +388,7 @@ class QLLSTMForecaster(BaseEstimator):
         scale of the training series -> (n, horizon, targets) point forecasts (the median with
         quantiles). For evaluating on a whole test split without a predict call per cutoff."""
         check_is_fitted(self, "net_")
-        w = np.asarray(windows, dtype=np.float64)
+        w = as_array("windows", windows, "a numeric array (n, lookback, columns)", dtype=np.float64)
         width = len(self.columns_) + len(self.covariate_columns_ or [])
         if w.ndim != 3 or w.shape[1:] != (self.lookback, width):
             raise ValueError(f"windows: expected shape (n, {self.lookback}, {width}), got {w.shape}")

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_choice, check_float
+from .._validation import as_array, check_choice, check_float
 
 METHODS = ("standard", "minmax", "robust")
 
@@ -21,7 +21,7 @@ def _as_sequences(X, name="X"):
                         "not supported, convert it with X.toarray()")
     if not (hasattr(X, "__array__") or isinstance(X, (list, tuple))):
         raise TypeError(f"{name}: expected an array-like (n, T, F) or (n, T), got {type(X).__name__}")
-    arr = np.asarray(X)
+    arr = as_array(name, X, "an array-like (n, T, F) or (n, T)")
     if arr.dtype.kind == "c":
         raise ValueError(f"{name}: expected real values, got dtype {arr.dtype} (Complex data not supported)")
     if arr.dtype.kind == "O":
@@ -88,6 +88,9 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
                 raise ValueError(f"{name}: expected a pair (low, high) of numbers with low < high, got {value!r}")
         check_float("quantile_range[0]", self.quantile_range[0], low=0, high=100)
         check_float("quantile_range[1]", self.quantile_range[1], low=0, high=100)
+        inf = float("inf")  # an infinite range made the scale 0 (then 1): the output ignored it
+        check_float("feature_range[0]", self.feature_range[0], low=-inf, high=inf, low_open=True, high_open=True)
+        check_float("feature_range[1]", self.feature_range[1], low=-inf, high=inf, low_open=True, high_open=True)
 
     def fit(self, X, y=None):
         """Fit per-channel statistics over every sample and time step of X."""

@@ -1,6 +1,7 @@
 """Text to token ids for the IMDB benchmark: :func:`tokenize`, :class:`Vocabulary`, :func:`texts_to_ids`."""
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter
 
@@ -18,10 +19,16 @@ def _token_lists(texts):
     (so a corpus can be tokenised once for both :meth:`Vocabulary.fit` and :func:`texts_to_ids`)."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"texts: expected a sequence of strings, got a single {type(texts).__name__}")
+    if not hasattr(texts, "__iter__"):
+        raise TypeError(f"texts: expected a sequence of strings (or lists of tokens), got {type(texts).__name__}")
     for i, text in enumerate(texts):
         if isinstance(text, str):
             yield tokenize(text)
         elif isinstance(text, (list, tuple)):
+            if not all(isinstance(tok, str) for tok in text):
+                bad = next(tok for tok in text if not isinstance(tok, str))
+                raise TypeError(f"texts: expected lists of str tokens, got {type(bad).__name__} token {bad!r} "
+                                f"at position {i}")
             yield text
         else:
             raise TypeError(f"texts: expected strings (or lists of tokens), got {type(text).__name__} at position {i}")
@@ -80,15 +87,22 @@ class Vocabulary:
 
     def encode(self, tokens):
         """Ids of ``tokens`` (OOV for unknown ones)."""
+        if isinstance(tokens, str) or not hasattr(tokens, "__iter__"):  # a str would be encoded letter by letter
+            raise TypeError(f"tokens: expected a list of str tokens (see tokenize), got {type(tokens).__name__}")
         get, oov = self.stoi.get, self.OOV
         return [get(tok, oov) for tok in tokens]
 
     def decode(self, ids):
         """Tokens of ``ids``; PAD ids are skipped."""
+        if not hasattr(ids, "__iter__"):
+            raise TypeError(f"ids: expected a sequence of integer ids, got {type(ids).__name__}")
         n = len(self.itos)
         out = []
         for i in ids:
-            i = int(i)
+            try:
+                i = operator.index(i)  # ints, numpy and torch integers; int(2.7) would silently give 2
+            except TypeError:
+                raise TypeError(f"ids: expected integer ids, got {type(i).__name__} {i!r}") from None
             if not 0 <= i < n:
                 raise ValueError(f"ids: expected ids in [0, {n}), got {i}")
             if i != self.PAD:
@@ -133,6 +147,8 @@ def texts_to_ids(texts, max_len, truncate="head", *, vocab):
         raise TypeError(f"vocab: expected a Vocabulary, got {type(vocab).__name__}")
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"texts: expected a sequence of strings, got a single {type(texts).__name__}")
+    if not hasattr(texts, "__iter__"):
+        raise TypeError(f"texts: expected a sequence of strings (or lists of tokens), got {type(texts).__name__}")
     texts = list(texts)
     ids = np.zeros((len(texts), max_len), dtype=np.int32)
     lengths = np.zeros(len(texts), dtype=np.int64)

@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import pandas as pd
 
-from .._validation import check_choice, check_int
+from .._validation import as_array, check_choice, check_int
 from ..utils import numba_threads_like_torch
 from . import _kernels
 
@@ -116,7 +116,7 @@ def _as_table(data, name) -> _Table:
         return _Table(values.reshape(-1, 1), [col], data.index)
     if isinstance(data, (str, bytes)) or not (hasattr(data, "__len__") or hasattr(data, "__array__")):
         raise TypeError(f"{name}: expected a numpy array, pandas Series or DataFrame, got {type(data).__name__}")
-    arr = np.asarray(data)
+    arr = as_array(name, data, "a 1-D (T,) or 2-D (T, F) array")
     if arr.ndim not in (1, 2):
         raise ValueError(f"{name}: expected a 1-D (T,) or 2-D (T, F) array, got ndim={arr.ndim} "
                          f"with shape {arr.shape}")
@@ -136,7 +136,13 @@ def _is_selector(value):
 
 def _select(table, selector, name):
     """Positions of the columns ``selector`` names (labels first, then integer positions)."""
-    items = [selector] if isinstance(selector, (str, numbers.Integral)) else list(selector)
+    if isinstance(selector, (str, numbers.Integral)) and not isinstance(selector, bool):
+        items = [selector]
+    elif isinstance(selector, (list, tuple, np.ndarray, pd.Index)):
+        items = list(selector)
+    else:  # a float or None inside would be read as a column further down; a bare one is refused here
+        raise TypeError(f"{name}: expected a column name or position, or a list of them, got "
+                        f"{type(selector).__name__} {selector!r}")
     if not items:
         raise ValueError(f"{name}: expected at least one column, got an empty selection")
     n_cols = len(table.columns)
