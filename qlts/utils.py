@@ -13,9 +13,14 @@ from sklearn.utils import check_random_state
 
 
 def resolve_device(device="auto") -> str:
-    """"auto" means CUDA when available, else CPU; anything else passes through."""
+    """"auto" means CUDA when available, else CPU; any other torch device passes through (as a str)."""
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:<index>' or another torch device, "
+                         f"got {device!r}") from None
     return str(device)
 
 
@@ -23,6 +28,9 @@ def int_seed(random_state):
     """An int seed from ``random_state``: an int, a numpy RandomState (one draw from it) or None."""
     if random_state is None or isinstance(random_state, numbers.Integral):
         return None if random_state is None else int(random_state)
+    if not isinstance(random_state, np.random.RandomState):
+        raise TypeError(f"random_state: expected an int, a numpy RandomState or None, got "
+                        f"{type(random_state).__name__} {random_state!r}")
     return int(check_random_state(random_state).randint(2**31 - 1))
 
 

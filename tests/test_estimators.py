@@ -457,3 +457,45 @@ def test_predict_before_fit_and_feature_count_mismatch():
     with pytest.raises(ValueError, match="X has 2 features per time step, but QLLSTMClassifier is expecting 3"):
         est.predict(X0[:, :, :2])
     assert est.predict(X0[:, :5]).shape == (10,)  # another sequence length is fine
+
+
+@pytest.mark.parametrize("param, value, error, message", [
+    # each reached torch, sklearn or os.path unnamed, or was accepted silently
+    ("device", "tpu", ValueError, r"device: expected 'auto', 'cpu', 'cuda'.*got 'tpu'"),
+    ("random_state", "x", TypeError, r"random_state: expected an int, a numpy RandomState or None, got str 'x'"),
+    ("checkpoint_dir", 5, TypeError, r"checkpoint_dir: expected a folder path .*got int 5"),
+    ("early_stopping", "no", ValueError, r"early_stopping: expected one of \[False, True\], got 'no'"),
+    ("bidirectional", "yes", ValueError, r"bidirectional: expected one of \[False, True\], got 'yes'"),
+    ("vocab_size", 1.5, TypeError, r"vocab_size: expected an int, got float 1.5"),
+    ("dropout", 2.0, ValueError, r"dropout: expected a float in \[0.0, 1.0\], got 2.0"),
+])
+def test_bad_hyper_parameter_names_itself_at_fit(param, value, error, message):
+    with pytest.raises(error, match=message):
+        QLLSTMRegressor(**{**FAST, param: value}).fit(X0, X0[:, 0, 0])
+
+
+def test_stratified_holdout_too_small_names_validation_fraction():
+    """Bug: early stopping on too few rows per class leaked train_test_split's "The least populated
+    class in y has only 1 member", which names neither the argument nor the remedy."""
+    X = sequences(n=3)
+    with pytest.raises(ValueError, match=r"validation_fraction: early stopping holds out a stratified 2 of 3 samples"):
+        QLLSTMClassifier(**FAST, early_stopping=True, validation_fraction=0.5).fit(X, ["a", "b", "c"])
+
+
+def test_score_checks_y_against_X():
+    """Bug: score leaked scikit-learn's "Found input variables with inconsistent numbers of samples:
+    [3, 10]" and "Input contains NaN." without naming y."""
+    clf = QLLSTMClassifier(**FAST).fit(X0, Y0)
+    assert clf.score(X0, Y0) == pytest.approx(np.mean(clf.predict(X0) == Y0))
+    with pytest.raises(ValueError, match=r"X, y: expected the same number of samples, got len\(X\)=10 and len\(y\)=3"):
+        clf.score(X0, Y0[:3])
+    reg = QLLSTMRegressor(**FAST).fit(X0, X0[:, 0, 0])
+    y = X0[:, 0, 0].astype(np.float64)
+    from sklearn.metrics import r2_score
+    assert reg.score(X0, y) == pytest.approx(r2_score(y, reg.predict(X0)))
+    with pytest.raises(ValueError, match=r"X, y: expected the same number of samples, got len\(X\)=10 and len\(y\)=3"):
+        reg.score(X0, y[:3])
+    with pytest.raises(ValueError, match="y: expected finite values, got NaN"):
+        reg.score(X0, np.full(10, np.nan))
+    with pytest.raises(ValueError, match=r"y: expected 1 target column\(s\) as in fit, got 3"):
+        reg.score(X0, np.zeros((10, 3)))

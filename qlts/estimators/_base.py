@@ -163,8 +163,13 @@ class HoldOut:
                              f"(validation_fraction={self.fraction}); use more data or early_stopping=False")
         index = np.arange(n)
         if self.stratified:
-            train, valid = train_test_split(index, test_size=n_valid, stratify=to_numpy(y),
-                                            random_state=self.random_state)
+            try:
+                train, valid = train_test_split(index, test_size=n_valid, stratify=to_numpy(y),
+                                                random_state=self.random_state)
+            except ValueError as exc:  # too few rows of some class for a stratified split
+                raise ValueError(f"validation_fraction: early stopping holds out a stratified {n_valid} of {n} "
+                                 f"samples (validation_fraction={self.fraction}), which these classes do not "
+                                 f"allow ({exc}); use more data per class or early_stopping=False") from exc
         else:
             train, valid = index[: n - n_valid], index[n - n_valid:]
         return Subset(dataset, train), Subset(dataset, valid)
@@ -293,6 +298,11 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
             check_float("gradient_clip", self.gradient_clip, low=0.0, high=float("inf"))
         optimizer_class(self.optimizer)
         check_choice("on_nan", self.on_nan, ON_NAN)
+        for name in ("bidirectional", "learn_alpha", "early_stopping"):  # a str such as "no" would be truthy
+            check_choice(name, getattr(self, name), (False, True))
+        if self.vocab_size is not None:  # checked before X is read as token ids
+            check_int("vocab_size", self.vocab_size, min_value=2)
+        resolve_device(self.__dict__.get("device", "auto"))
 
     def _seed(self):
         """An int seed from random_state (an int, a RandomState or None)."""

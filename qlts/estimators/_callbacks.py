@@ -136,6 +136,9 @@ def fingerprint(params, *data):
 
 def checkpoint_path(checkpoint_dir, owner, fp):
     """Where a fit of ``owner`` (an estimator class name) with fingerprint ``fp`` keeps its checkpoint."""
+    if not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise TypeError(f"checkpoint_dir: expected a folder path (str or os.PathLike) or None, got "
+                        f"{type(checkpoint_dir).__name__} {checkpoint_dir!r}")
     return os.path.join(os.fspath(checkpoint_dir), f"{owner}-{fp[:16]}.ckpt")
 
 

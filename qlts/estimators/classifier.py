@@ -6,6 +6,7 @@ import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from skorch.utils import to_numpy
+from sklearn.metrics import accuracy_score
 
 from ._base import PARAMETERS_DOC, QLLSTMEstimatorBase
 from ._data import class_labels, encode_labels
@@ -64,6 +65,11 @@ class QLLSTMClassifier(QLLSTMEstimatorBase, NeuralNetClassifier):
         """The most probable label for each sequence."""
         proba = self.predict_proba(X)  # first: it raises NotFittedError before fit
         return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict(X)`` against y (as scikit-learn's), with y checked against X."""
+        pred = self.predict(X)
+        return float(accuracy_score(class_labels(y, len(pred)), pred, sample_weight=sample_weight))
 
     def _fitted_state(self):
         classes = self.classes_

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skorch import NeuralNet, NeuralNetRegressor
+from sklearn.metrics import r2_score
 
 from ._base import PARAMETERS_DOC, QLLSTMEstimatorBase
 from ._data import regression_targets
@@ -79,6 +80,15 @@ class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
         """Predictions as float64: (n,) when fit saw a 1-D y, else (n, k)."""
         out = NeuralNet.predict_proba(self, self._net_input(X)).astype(np.float64)
         return out.ravel() if self.target_ndim_ == 1 else out
+
+    def score(self, X, y, sample_weight=None):
+        """R^2 of ``predict(X)`` against y (as scikit-learn's), with y checked against X and fit."""
+        pred = self.predict(X)
+        target, _ = regression_targets(y, len(pred))  # the length, numbers, finite values
+        if target.shape[1] != self.n_outputs_:
+            raise ValueError(f"y: expected {self.n_outputs_} target column(s) as in fit, got {target.shape[1]}")
+        y_true = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=np.float64).reshape(pred.shape)
+        return float(r2_score(y_true, pred, sample_weight=sample_weight))
 
     def _fitted_state(self):
         return {**super()._fitted_state(), "target_ndim_": int(self.target_ndim_)}
