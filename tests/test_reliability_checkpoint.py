@@ -154,3 +154,23 @@ def test_partial_fit_writes_no_checkpoint(tmp_path):
     X, y = _data()
     QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).partial_fit(X, y)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("more", ["partial_fit", "warm_start"])
+def test_training_after_a_checkpointed_fit_leaves_its_checkpoint_alone(tmp_path, more):
+    """Bug: the guard kept the fit's checkpoint path, so a later partial_fit (or warm-start fit)
+    went on writing to it, and a fresh fit with the same arguments then returned the longer-trained
+    model instead of training its own epochs."""
+    X, y = _data()
+    params = {**REG, "early_stopping": False, "max_epochs": 2}
+    first = QLLSTMRegressor(**params, checkpoint_dir=tmp_path).fit(X, y)
+    (name,) = os.listdir(tmp_path)
+    before = (tmp_path / name).read_bytes()
+    if more == "partial_fit":
+        first.partial_fit(X, y)
+    else:
+        first.set_params(warm_start=True).fit(X, y)
+    assert len(first.history) == 4
+    assert os.listdir(tmp_path) == [name] and (tmp_path / name).read_bytes() == before
+    again = QLLSTMRegressor(**params, checkpoint_dir=tmp_path).fit(X, y)
+    assert len(again.history) == 2

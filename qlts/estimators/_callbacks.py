@@ -239,6 +239,7 @@ class TrainingGuard(Callback):
 
     def initialize(self):
         self.path_ = None
+        self.armed_ = False  # resume() arms the next training run only: later partial_fits never write
         self.fingerprint_ = None
         self.pending_ = None
         self.last_finite_ = None
@@ -252,7 +253,7 @@ class TrainingGuard(Callback):
     def resume(self, path, fp, max_epochs):
         """Use ``path`` for checkpoints; returns how many of ``max_epochs`` epochs are left to train
         (all without a checkpoint, none after a finished fit, early-stopped ones included)."""
-        self.path_, self.fingerprint_, self.pending_ = path, fp, None
+        self.path_, self.fingerprint_, self.pending_, self.armed_ = path, fp, None, True
         if not os.path.exists(path):
             directory, name = os.path.split(path)
             os.makedirs(directory, exist_ok=True)
@@ -292,6 +293,9 @@ class TrainingGuard(Callback):
 
     def on_train_begin(self, net, **kwargs):
         # Runs after every other callback's on_train_begin, which reset their state.
+        if not self.armed_:  # a partial_fit or warm start after a checkpointed fit
+            self.path_ = None
+        self.armed_ = False
         pending, self.pending_ = self.pending_, None
         if pending is not None:
             net.module_.load_state_dict(pending["module"])
