@@ -60,7 +60,7 @@ PARAMETERS_DOC = """
         Token embedding size when ``vocab_size`` is set (None means 64).
     vocab_size : int or None, default=None
         Set it to feed (n, T) integer token ids (or lists of them); id 0 is padding, and
-        trailing 0 ids never reach the recurrence.
+        trailing 0 ids never reach the result.
     backend : {"auto", "torch", "numba", "triton"}, default="auto"
         QL-LSTM scan implementation (see :mod:`qlts.kernels`).
     lr : float, default=5e-3

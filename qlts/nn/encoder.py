@@ -69,8 +69,9 @@ class RecurrentEncoder(nn.Module):
 
     ``forward(x, lengths=None) -> (B, output_size)``. ``x`` is (B, T, F) float, or (B, T)
     integer token ids when ``vocab_size`` is set (id 0 is padding). ``lengths`` (B,) marks
-    the valid prefix of each row; padded steps never reach the recurrence, and the steps
-    past the longest row are cut off before the embedding.
+    the valid prefix of each row; padded steps never reach the result (QL-LSTM stops each
+    row at its length; the torch cells run them and discard them), and the steps past the
+    longest row are cut off before the embedding.
 
     Pooling: "last" is the final hidden state of the top layer (for a reverse direction,
     the state after reading the whole sequence), "mean" and "max" pool the outputs over
