@@ -87,7 +87,7 @@ class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
         target, _ = regression_targets(y, len(pred))  # the length, numbers, finite values
         if target.shape[1] != self.n_outputs_:
             raise ValueError(f"y: expected {self.n_outputs_} target column(s) as in fit, got {target.shape[1]}")
-        y_true = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=np.float64).reshape(pred.shape)
+        y_true = np.asarray(y, dtype=np.float64).reshape(pred.shape)  # float64, as scikit-learn scores
         return float(r2_score(y_true, pred, sample_weight=sample_weight))
 
     def _fitted_state(self):

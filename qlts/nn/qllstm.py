@@ -254,9 +254,10 @@ class QLLSTM(nn.Module):
             # steps past the longest row never reach a result: the output is zero there
             x = x[:int(lengths.max())]
         h0_all, c0_all = self._initial_state(hx, x.shape[1], x, unbatched)
-        if kernels.resolve(self.backend, x.device, x.dtype) != "triton":  # triton casts to its compute dtype
+        backend = kernels.resolve(self.backend, x.device, x.dtype)
+        if backend != "triton":  # triton casts to its compute dtype
             _check_dtypes(x, self.weight_ih_l0, (("h_0", h0_all), ("c_0", c0_all)), "layer")
-        scan = kernels.get_scan(self.backend, x.device, x.dtype)
+        scan = kernels.get_scan(backend, x.device, x.dtype)
         convex = self.skip_mode == "convex"
         h_n, c_n = [], []
         layer_input = x

@@ -14,21 +14,26 @@ _WORD = re.compile(r"\w+(?:'\w+)*")
 TRUNCATE = ("head", "tail")
 
 
-def _token_lists(texts):
-    """Yield the tokens of each item: a str is tokenised, a list/tuple of tokens is used as is
-    (so a corpus can be tokenised once for both :meth:`Vocabulary.fit` and :func:`texts_to_ids`)."""
+def _check_texts(texts):
+    """``texts`` must be an iterable of texts, not one text."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"texts: expected a sequence of strings, got a single {type(texts).__name__}")
     if not hasattr(texts, "__iter__"):
         raise TypeError(f"texts: expected a sequence of strings (or lists of tokens), got {type(texts).__name__}")
+
+
+def _token_lists(texts):
+    """Yield the tokens of each item: a str is tokenised, a list/tuple of tokens is used as is
+    (so a corpus can be tokenised once for both :meth:`Vocabulary.fit` and :func:`texts_to_ids`)."""
+    _check_texts(texts)
     for i, text in enumerate(texts):
         if isinstance(text, str):
             yield tokenize(text)
         elif isinstance(text, (list, tuple)):
-            if not all(isinstance(tok, str) for tok in text):
-                bad = next(tok for tok in text if not isinstance(tok, str))
-                raise TypeError(f"texts: expected lists of str tokens, got {type(bad).__name__} token {bad!r} "
-                                f"at position {i}")
+            for tok in text:
+                if not isinstance(tok, str):
+                    raise TypeError(f"texts: expected lists of str tokens, got {type(tok).__name__} token {tok!r} "
+                                    f"at position {i}")
             yield text
         else:
             raise TypeError(f"texts: expected strings (or lists of tokens), got {type(text).__name__} at position {i}")
@@ -145,10 +150,7 @@ def texts_to_ids(texts, max_len, truncate="head", *, vocab):
     check_choice("truncate", truncate, TRUNCATE)
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab: expected a Vocabulary, got {type(vocab).__name__}")
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(f"texts: expected a sequence of strings, got a single {type(texts).__name__}")
-    if not hasattr(texts, "__iter__"):
-        raise TypeError(f"texts: expected a sequence of strings (or lists of tokens), got {type(texts).__name__}")
+    _check_texts(texts)
     texts = list(texts)
     ids = np.zeros((len(texts), max_len), dtype=np.int32)
     lengths = np.zeros(len(texts), dtype=np.int64)
