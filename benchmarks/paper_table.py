@@ -59,6 +59,8 @@ def parse_args(argv):
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--input-dropout", type=float, default=0.0,
+                   help="dropout on the embedded tokens, the same for every model")
     p.add_argument("--valid-fraction", type=float, default=0.1)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--add-runs", nargs="+", default=[], metavar="CSV",
@@ -90,19 +92,21 @@ def load_data(args):
 
 def make_estimator(cell, args, vocab_size, seed, device):
     return QLLSTMClassifier(cell=cell, hidden_size=args.hidden_size, vocab_size=vocab_size,
-                            embedding_dim=args.embedding_dim, pooling=args.pooling, lr=args.lr, max_epochs=1,
-                            batch_size=args.batch_size, optimizer="adam", device=device, random_state=seed,
+                            embedding_dim=args.embedding_dim, input_dropout=args.input_dropout, pooling=args.pooling,
+                            lr=args.lr, max_epochs=1, batch_size=args.batch_size, optimizer="adam", device=device, random_state=seed,
                             iterator_train__shuffle=True)
 
 
 def settings_text(args):
     """Everything that must match for runs to share a table: all but the document lengths (each run
     row carries its own, and the table has a row per length), seeds, models, threads and --out."""
+    dropout = f"; input dropout {args.input_dropout}" if args.input_dropout else ""  # older runs: none
     return (f"{args.train_docs:,} training documents (the last {args.valid_fraction:.0%} held out for early "
             f"stopping) and {args.test_docs:,} test documents of the original split; vocabulary "
             f"{args.vocab:,}; embedding {args.embedding_dim}, "
             f"hidden {args.hidden_size} (per direction), pooling {args.pooling}; Adam lr {args.lr}, batch "
-            f"{args.batch_size}, at most {args.epochs} epoch(s), patience {args.patience}, gradient clip 1.0")
+            f"{args.batch_size}, at most {args.epochs} epoch(s), patience {args.patience}, gradient clip 1.0"
+            f"{dropout}")
 
 
 TEXT_FIELDS = ("model", "settings", "command")  # the other fields of a run are numbers

@@ -32,7 +32,7 @@ from ._data import as_sequences, check_n_channels
 DEFAULT_GRADIENT_CLIP = 1.0
 
 # The top-level hyper-parameters that become SequenceModel keyword arguments.
-MODULE_PARAMS = ("hidden_size", "num_layers", "cell", "bidirectional", "dropout", "pooling", "vocab_size",
+MODULE_PARAMS = ("hidden_size", "num_layers", "cell", "bidirectional", "dropout", "input_dropout", "pooling", "vocab_size",
                  "embedding_dim", "alpha", "skip", "skip_mode", "learn_alpha", "backend")
 
 
@@ -53,6 +53,8 @@ PARAMETERS_DOC = """
     learn_alpha : bool, default=False
     dropout : float, default=0.0
         Dropout between recurrent layers (so only with ``num_layers > 1``).
+    input_dropout : float in [0, 1), default=0.0
+        Dropout on the recurrent stack's input: the embedded tokens, or the features.
     pooling : {"last", "mean", "max"}, default="last"
         How the sequence becomes one vector: the last valid state, or the mean or max of
         the outputs over valid steps.
@@ -182,7 +184,7 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
     _stratified_holdout = False
 
     def __init__(self, *, cell="qllstm", hidden_size=64, num_layers=1, bidirectional=False, alpha=0.1, skip=1,
-                 skip_mode="convex", learn_alpha=False, dropout=0.0, pooling="last", embedding_dim=None,
+                 skip_mode="convex", learn_alpha=False, dropout=0.0, input_dropout=0.0, pooling="last", embedding_dim=None,
                  vocab_size=None, backend="auto", lr=5e-3, max_epochs=20, batch_size=64, optimizer="adam",
                  early_stopping=False, patience=5, validation_fraction=0.1, gradient_clip=DEFAULT_GRADIENT_CLIP,
                  device="auto", random_state=None, verbose=0, on_nan="raise", checkpoint_dir=None, **kwargs):
@@ -201,6 +203,7 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
         self.skip_mode = skip_mode
         self.learn_alpha = learn_alpha
         self.dropout = dropout
+        self.input_dropout = input_dropout
         self.pooling = pooling
         self.embedding_dim = embedding_dim
         self.vocab_size = vocab_size

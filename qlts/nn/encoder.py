@@ -76,12 +76,17 @@ class RecurrentEncoder(nn.Module):
     Pooling: "last" is the final hidden state of the top layer (for a reverse direction,
     the state after reading the whole sequence), "mean" and "max" pool the outputs over
     valid steps.
+
+    ``input_dropout`` drops elements of the recurrent stack's input (the embedded tokens, or
+    the features) in training; ``dropout`` acts between recurrent layers only, as in torch.
     """
 
     def __init__(self, input_size, hidden_size=64, num_layers=1, *, cell="qllstm", bidirectional=False, dropout=0.0,
-                 pooling="last", vocab_size=None, embedding_dim=None, **ql_kwargs):
+                 input_dropout=0.0, pooling="last", vocab_size=None, embedding_dim=None, **ql_kwargs):
         super().__init__()
         check_choice("pooling", pooling, POOLINGS)
+        check_float("input_dropout", input_dropout, low=0.0, high=1.0, high_open=True)
+        self.input_dropout = nn.Dropout(input_dropout) if input_dropout else None
         self.pooling = pooling
         if vocab_size is not None:
             check_int("vocab_size", vocab_size, min_value=2)
@@ -104,6 +109,8 @@ class RecurrentEncoder(nn.Module):
                 x = x[:, :int(lengths.max())]
         if self.embedding is not None:
             x = self.embedding(x)
+        if self.input_dropout is not None:
+            x = self.input_dropout(x)
         last = None  # the top layer's state after each row's last valid step, when not in h_n
         if lengths is None:
             out, state = self.rnn(x)
