@@ -78,7 +78,7 @@ def test_get_params_lists_top_level_params_and_clone_keeps_them():
     est = QLLSTMClassifier(alpha=0.3, cell="lstm", early_stopping=True)
     params = est.get_params()
     for name in ("cell", "hidden_size", "num_layers", "bidirectional", "alpha", "skip", "skip_mode", "learn_alpha",
-                 "dropout", "pooling", "embedding_dim", "vocab_size", "lr", "max_epochs", "batch_size",
+                 "dropout", "input_dropout", "pooling", "embedding_dim", "vocab_size", "lr", "max_epochs", "batch_size",
                  "optimizer", "device", "random_state", "verbose", "early_stopping", "patience",
                  "gradient_clip"):
         assert name in params
@@ -468,6 +468,7 @@ def test_predict_before_fit_and_feature_count_mismatch():
     ("bidirectional", "yes", ValueError, r"bidirectional: expected one of \[False, True\], got 'yes'"),
     ("vocab_size", 1.5, TypeError, r"vocab_size: expected an int, got float 1.5"),
     ("dropout", 2.0, ValueError, r"dropout: expected a float in \[0.0, 1.0\], got 2.0"),
+    ("input_dropout", 1.0, ValueError, r"input_dropout: expected a float in \[0.0, 1.0\), got 1.0"),
 ])
 def test_bad_hyper_parameter_names_itself_at_fit(param, value, error, message):
     with pytest.raises(error, match=message):

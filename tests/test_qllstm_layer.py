@@ -369,6 +369,39 @@ def test_encoder_drops_the_steps_past_the_longest_row(cell):
         torch.testing.assert_close(g, e)
 
 
+@pytest.mark.parametrize("cell", ["qllstm", "lstm"])
+def test_input_dropout_drops_embedded_tokens_in_training_only(cell):
+    """input_dropout zeroes about p of the recurrence's input elements in training (the rest
+    scaled by 1/(1-p)); in eval the encoder equals the same weights without it."""
+    torch.manual_seed(0)
+    enc = RecurrentEncoder(None, 4, cell=cell, pooling="max", vocab_size=50, embedding_dim=16,
+                           input_dropout=0.5, backend="torch")
+    plain = RecurrentEncoder(None, 4, cell=cell, pooling="max", vocab_size=50, embedding_dim=16, backend="torch")
+    plain.load_state_dict(enc.state_dict())
+    ids = torch.randint(1, 50, (8, 30))
+    seen = []
+    enc.rnn.register_forward_hook(lambda module, args, output: seen.append(args[0].detach()))
+    enc.train()
+    enc(ids)
+    embedded = enc.embedding(ids).detach()
+    kept = seen[0] != 0
+    assert 0.4 < kept.float().mean() < 0.6
+    torch.testing.assert_close(seen[0][kept], 2 * embedded[kept])
+    enc.eval()
+    plain.eval()
+    torch.testing.assert_close(enc(ids), plain(ids), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("value, error, message", [
+    (1.0, ValueError, r"input_dropout: expected a float in \[0.0, 1.0\), got 1.0"),
+    (-0.1, ValueError, r"input_dropout: expected a float in \[0.0, 1.0\), got -0.1"),
+    ("x", TypeError, r"input_dropout: expected a float, got str 'x'"),
+])
+def test_bad_input_dropout_names_itself(value, error, message):
+    with pytest.raises(error, match=message):
+        RecurrentEncoder(3, 4, input_dropout=value)
+
+
 @pytest.mark.parametrize("rnn_class", [nn.LSTM, nn.GRU])
 def test_bidirectional_torch_cells_match_the_packed_run(rnn_class):
     from qlts.nn.encoder import _bidirectional_padded
