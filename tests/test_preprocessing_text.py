@@ -104,6 +104,19 @@ def test_bad_input_reaching_python_internals():
     assert vocab.decode(np.array([vocab.stoi["film"], 0])) == ["film"]  # numpy integer ids still work
 
 
+def test_from_dict_names_a_bad_state():
+    """Bug: from_dict({}) leaked KeyError 'max_size', and a str of tokens became one token per letter."""
+    with pytest.raises(ValueError, match=r"state: expected a dict with keys \['max_size', 'min_freq', 'tokens'\] "
+                                         r"\(from to_dict\), got \[\]"):
+        Vocabulary.from_dict({})
+    with pytest.raises(ValueError, match=r"state: expected a dict .*got list"):
+        Vocabulary.from_dict(["a"])
+    with pytest.raises(TypeError, match=r"state\['tokens'\]: expected a list of str tokens"):
+        Vocabulary.from_dict({"max_size": 5, "min_freq": 1, "tokens": "film"})
+    with pytest.raises(ValueError, match=r"state\['tokens'\]: expected distinct tokens, got repeats"):
+        Vocabulary.from_dict({"max_size": 5, "min_freq": 1, "tokens": ["a", "b", "a"]})
+
+
 IMDB = Path(os.environ.get("QLTS_DATA", "/work/shared/data")) / "imdb" / "train.jsonl.gz"
 
 

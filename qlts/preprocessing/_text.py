@@ -120,8 +120,17 @@ class Vocabulary:
 
     @classmethod
     def from_dict(cls, state):
+        keys = ("max_size", "min_freq", "tokens")
+        if not isinstance(state, dict) or not all(k in state for k in keys):
+            given = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state: expected a dict with keys {list(keys)} (from to_dict), got {given}")
+        tokens = state["tokens"]
+        if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+            raise TypeError("state['tokens']: expected a list of str tokens")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("state['tokens']: expected distinct tokens, got repeats")
         vocab = cls(state["max_size"], min_freq=state["min_freq"])
-        vocab.itos = [cls.pad_token, cls.oov_token] + list(state["tokens"])
+        vocab.itos = [cls.pad_token, cls.oov_token] + list(tokens)
         vocab.stoi = {tok: i for i, tok in enumerate(vocab.itos) if i >= 2}
         return vocab
 
