@@ -158,6 +158,78 @@ def test_partial_fit_in_turn_matches_partial_fit_alone():
     assert not np.array_equal(a.predict_proba(X), b.predict_proba(X))
 
 
+# --- sample_weight ------------------------------------------------------------------------------
+
+def _weights(est):
+    return [p.detach().clone() for p in est.module_.parameters()]
+
+
+def test_zero_weight_rows_do_not_train_and_weights_are_scale_free():
+    """Rows of weight 0 never reach the weights: flipping their labels changes nothing; and a
+    batch's loss is a weighted mean, so every weight times 5 trains the same net (to rounding)."""
+    X = sequences()
+    y = labels(X)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, size=len(y))
+    w[::4] = 0.0
+    y_flipped = y.copy()
+    y_flipped[::4] = np.where(y[::4] == "up", "down", "up")
+    a = QLLSTMClassifier(**FAST).fit(X, y, sample_weight=w)
+    b = QLLSTMClassifier(**FAST).fit(X, y_flipped, sample_weight=w)
+    for pa, pb in zip(_weights(a), _weights(b)):
+        assert torch.equal(pa, pb)
+    unweighted = QLLSTMClassifier(**FAST).fit(X, y)
+    assert not all(torch.equal(pa, pc) for pa, pc in zip(_weights(a), _weights(unweighted)))
+    scaled = QLLSTMClassifier(**FAST).fit(X, y, sample_weight=5 * w)
+    np.testing.assert_allclose(scaled.predict_proba(X), a.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_weighted_loss_is_the_weighted_mean_of_per_sample_losses(kind):
+    torch.manual_seed(0)
+    if kind == "classifier":
+        est = QLLSTMClassifier(**FAST).fit(X0, Y0)
+        y_pred, y_true = torch.randn(5, 3), torch.tensor([0, 2, 1, 1, 0])
+        per_sample = nn.functional.cross_entropy(y_pred, y_true, reduction="none")
+    else:
+        est = QLLSTMRegressor(**FAST).fit(X0, X0[:, -1, :2])
+        y_pred, y_true = torch.randn(5, 2), torch.randn(5, 2)
+        per_sample = ((y_pred - y_true) ** 2).mean(1)
+    w = torch.tensor([0.5, 0.0, 2.0, 1.0, 3.0])
+    loss = est.get_loss(y_pred, y_true, X={"x": None, "sample_weight": w}, training=False)
+    torch.testing.assert_close(loss, (w * per_sample).sum() / w.sum())
+    assert est.criterion_.reduction == "mean"  # restored
+    torch.testing.assert_close(est.get_loss(y_pred, y_true, X={"x": None}), per_sample.mean())
+
+
+def test_sample_weight_reaches_the_estimator_through_a_pipeline_and_ones_change_nothing():
+    X = sequences()
+    y = labels(X)
+    pipe = make_pipeline(SequenceScaler(), QLLSTMClassifier(**FAST))
+    weighted = pipe.fit(X, y, qllstmclassifier__sample_weight=np.ones(len(y))).predict_proba(X)
+    plain = clone(pipe).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(weighted, plain)
+
+
+@pytest.mark.parametrize("weight, error, message", [
+    (np.ones(3), ValueError, r"sample_weight: expected shape \(10,\), one weight per sample, got shape \(3,\)"),
+    (np.ones((10, 1)), ValueError, r"sample_weight: expected shape \(10,\), .*got shape \(10, 1\)"),
+    (np.r_[-1.0, np.ones(9)], ValueError, r"sample_weight: expected weights >= 0, got -1.0"),
+    (np.r_[np.nan, np.ones(9)], ValueError, r"sample_weight: expected finite values, got NaN"),
+    (np.zeros(10), ValueError, r"sample_weight: expected at least one positive weight, got all zeros"),
+    (["a"] * 10, ValueError, r"sample_weight: expected a 1-D array of numbers, got list"),
+])
+def test_bad_sample_weight_names_itself(weight, error, message):
+    with pytest.raises(error, match=message):
+        QLLSTMClassifier(**FAST).fit(X0, Y0, sample_weight=weight)
+
+
+def test_sample_weight_with_a_dataset_is_refused():
+    data = torch.utils.data.TensorDataset(torch.randn(10, 5, 3), torch.randn(10, 1))
+    with pytest.raises(TypeError, match=r"sample_weight: expected None when X is a torch Dataset "
+                                        r"\(TensorDataset\), got ndarray"):
+        QLLSTMRegressor(**FAST).fit(data, None, sample_weight=np.ones(10))
+
+
 def test_pickle_round_trip():
     X = sequences()
     est = QLLSTMClassifier(**FAST).fit(X, labels(X))

@@ -25,7 +25,7 @@ from ..parallel import limit_threads_in_worker
 from ..utils import int_seed, private_torch_rng, resolve_device
 from . import _persist
 from ._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fingerprint
-from ._data import as_sequences, check_n_channels
+from ._data import as_sequences, check_n_channels, sample_weights
 
 # Max global L2 norm of the gradient per step. Recurrent nets occasionally produce a huge
 # gradient on long sequences; clipping at 1.0 is the usual remedy and rarely binds otherwise.
@@ -177,7 +177,32 @@ class HoldOut:
         return Subset(dataset, train), Subset(dataset, valid)
 
 
-class QLLSTMEstimatorBase(GuardedNetMixin):
+class _SampleWeightedLoss:
+    """With ``sample_weight`` in fit, a batch's loss is the weighted mean sum(w * loss) / sum(w),
+    so a weight of k counts as k copies of the sample and scaling every weight changes nothing;
+    a batch of zero weights gives a zero loss, not 0/0. Placed after GuardedNetMixin in the MRO,
+    so the guard sees the weighted loss."""
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        weight = X.get("sample_weight") if isinstance(X, dict) else None
+        if weight is None:
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+        reduction, self.criterion_.reduction = self.criterion_.reduction, "none"
+        try:
+            per_sample = super().get_loss(y_pred, y_true, X=X, training=training)
+        finally:
+            self.criterion_.reduction = reduction
+        per_sample = per_sample.reshape(len(per_sample), -1).mean(1)
+        weight = weight.to(per_sample)
+        return (per_sample * weight).sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, dict) and "sample_weight" in x:  # for the loss, not the network
+            x = {k: v for k, v in x.items() if k != "sample_weight"}
+        return super().infer(x, **fit_params)
+
+
+class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
     """Shared implementation; use :class:`QLLSTMClassifier` or :class:`QLLSTMRegressor`."""
 
     _default_criterion = None  # set by each estimator
@@ -336,32 +361,40 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
         check_n_channels(seq, self.n_features_in_, type(self).__name__)
         return seq.as_net_input()
 
-    def _prepare_training(self, X, y, *, reset, classes=None):
+    def _prepare_training(self, X, y, *, reset, classes=None, sample_weight=None):
         self._check_hyper_params()
         limit_threads_in_worker()  # in a Dask worker: one torch thread per task (qlts.parallel)
         if is_dataset(X):  # e.g. qlts.preprocessing.LazyWindows: skorch batches it as it is
+            if sample_weight is not None:
+                raise TypeError(f"sample_weight: expected None when X is a torch Dataset "
+                                f"({type(X).__name__}), got {type(sample_weight).__name__}")
             return self._prepare_dataset(X, y, reset=reset), None
         seq = as_sequences(X, vocab_size=self.vocab_size)
         if not reset:
             check_n_channels(seq, self.n_features_in_, type(self).__name__)
         target = self._encode_targets(y, len(seq.x), reset=reset, classes=classes)
+        X_net = seq.as_net_input()
+        if sample_weight is not None:
+            X_net["sample_weight"] = sample_weights(sample_weight, len(seq.x))
         if reset:
             self.n_features_in_ = seq.n_channels
-        return seq.as_net_input(), target
+        return X_net, target
 
     def _prepare_dataset(self, dataset, y, *, reset):
         raise TypeError(f"X: {type(self).__name__} expects arrays or lists of sequences, got a torch Dataset "
                         f"({type(dataset).__name__}); QLLSTMRegressor takes datasets of (x, y) pairs")
 
     # --- fitting ------------------------------------------------------------------------
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_weight=None, **fit_params):
         """Train from scratch (or go on training when ``warm_start=True``) on X and y.
 
         With ``random_state`` set, the weights, the batch order and dropout are seeded, so
         a CPU refit is identical bit for bit; the caller's global torch RNG is left as it was.
+        ``sample_weight`` (n,) weighs each sample's loss (the validation loss of early
+        stopping too): a batch's loss is sum(weight * loss) / sum(weight).
         """
         reset = not (self.warm_start and self.initialized_)
-        X_net, target = self._prepare_training(X, y, reset=reset)
+        X_net, target = self._prepare_training(X, y, reset=reset, sample_weight=sample_weight)
         with self._seeded(reset=reset):
             if reset:
                 self.initialize()
@@ -372,10 +405,10 @@ class QLLSTMEstimatorBase(GuardedNetMixin):
             super().partial_fit(X_net, target, **fit_params)
         return self
 
-    def partial_fit(self, X, y, classes=None, **fit_params):
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **fit_params):
         """Train ``max_epochs`` more epochs without re-initialising (the first call initialises)."""
         reset = not self.initialized_
-        X_net, target = self._prepare_training(X, y, reset=reset, classes=classes)
+        X_net, target = self._prepare_training(X, y, reset=reset, classes=classes, sample_weight=sample_weight)
         with self._seeded(reset=reset):
             if reset:
                 self.initialize()

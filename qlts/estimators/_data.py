@@ -21,7 +21,7 @@ from scipy import sparse
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from .._validation import check_int
+from .._validation import as_array, check_int
 
 
 class Sequences(NamedTuple):
@@ -168,6 +168,20 @@ def _check_y_present(y, n_samples):
         got = "a scalar" if y.ndim == 0 else f"len(y)={len(y)}"
         raise ValueError(f"X, y: expected the same number of samples, got len(X)={n_samples} and {got}")
     return y
+
+
+def sample_weights(sample_weight, n_samples):
+    """sample_weight validated as (n_samples,) float32: finite, non-negative, not all zero."""
+    w = as_array("sample_weight", sample_weight.to_numpy() if hasattr(sample_weight, "to_numpy") else sample_weight,
+                 "a 1-D array of numbers", dtype=np.float64)
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight: expected shape ({n_samples},), one weight per sample, got shape {w.shape}")
+    _check_finite("sample_weight", w)
+    if (w < 0).any():
+        raise ValueError(f"sample_weight: expected weights >= 0, got {float(w.min())!r}")
+    if not w.any():
+        raise ValueError("sample_weight: expected at least one positive weight, got all zeros")
+    return w.astype(np.float32)
 
 
 def class_labels(y, n_samples):
