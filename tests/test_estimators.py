@@ -223,6 +223,18 @@ def test_bad_sample_weight_names_itself(weight, error, message):
         QLLSTMClassifier(**FAST).fit(X0, Y0, sample_weight=weight)
 
 
+def test_sample_weight_needs_a_criterion_with_per_sample_losses():
+    class SumOfSquares(nn.Module):
+        def forward(self, y_pred, y_true):
+            return ((y_pred - y_true) ** 2).sum()
+
+    X = X0[:, :, :1]
+    QLLSTMRegressor(**FAST, criterion=SumOfSquares).fit(X, X0[:, 0, 0])  # fine without weights
+    with pytest.raises(TypeError, match=r"sample_weight: expected a criterion with a `reduction` setting "
+                                        r"\(per-sample losses\), got SumOfSquares"):
+        QLLSTMRegressor(**FAST, criterion=SumOfSquares).fit(X, X0[:, 0, 0], sample_weight=np.ones(10))
+
+
 def test_sample_weight_with_a_dataset_is_refused():
     data = torch.utils.data.TensorDataset(torch.randn(10, 5, 3), torch.randn(10, 1))
     with pytest.raises(TypeError, match=r"sample_weight: expected None when X is a torch Dataset "

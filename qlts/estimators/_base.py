@@ -187,6 +187,9 @@ class _SampleWeightedLoss:
         weight = X.get("sample_weight") if isinstance(X, dict) else None
         if weight is None:
             return super().get_loss(y_pred, y_true, X=X, training=training)
+        if not hasattr(self.criterion_, "reduction"):
+            raise TypeError(f"sample_weight: expected a criterion with a `reduction` setting (per-sample losses), "
+                            f"got {type(self.criterion_).__name__}")
         reduction, self.criterion_.reduction = self.criterion_.reduction, "none"
         try:
             per_sample = super().get_loss(y_pred, y_true, X=X, training=training)
