@@ -93,8 +93,8 @@ def load_data(args):
 def make_estimator(cell, args, vocab_size, seed, device):
     return QLLSTMClassifier(cell=cell, hidden_size=args.hidden_size, vocab_size=vocab_size,
                             embedding_dim=args.embedding_dim, input_dropout=args.input_dropout, pooling=args.pooling,
-                            lr=args.lr, max_epochs=1, batch_size=args.batch_size, optimizer="adam", device=device, random_state=seed,
-                            iterator_train__shuffle=True)
+                            lr=args.lr, max_epochs=1, batch_size=args.batch_size, optimizer="adam", device=device,
+                            random_state=seed, iterator_train__shuffle=True)
 
 
 def settings_text(args):

@@ -32,8 +32,8 @@ from ._data import as_sequences, check_n_channels, sample_weights
 DEFAULT_GRADIENT_CLIP = 1.0
 
 # The top-level hyper-parameters that become SequenceModel keyword arguments.
-MODULE_PARAMS = ("hidden_size", "num_layers", "cell", "bidirectional", "dropout", "input_dropout", "pooling", "vocab_size",
-                 "embedding_dim", "alpha", "skip", "skip_mode", "learn_alpha", "backend")
+MODULE_PARAMS = ("hidden_size", "num_layers", "cell", "bidirectional", "dropout", "input_dropout", "pooling",
+                 "vocab_size", "embedding_dim", "alpha", "skip", "skip_mode", "learn_alpha", "backend")
 
 
 PARAMETERS_DOC = """
@@ -212,8 +212,8 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
     _stratified_holdout = False
 
     def __init__(self, *, cell="qllstm", hidden_size=64, num_layers=1, bidirectional=False, alpha=0.1, skip=1,
-                 skip_mode="convex", learn_alpha=False, dropout=0.0, input_dropout=0.0, pooling="last", embedding_dim=None,
-                 vocab_size=None, backend="auto", lr=5e-3, max_epochs=20, batch_size=64, optimizer="adam",
+                 skip_mode="convex", learn_alpha=False, dropout=0.0, input_dropout=0.0, pooling="last",
+                 embedding_dim=None, vocab_size=None, backend="auto", lr=5e-3, max_epochs=20, batch_size=64, optimizer="adam",
                  early_stopping=False, patience=5, validation_fraction=0.1, gradient_clip=DEFAULT_GRADIENT_CLIP,
                  device="auto", random_state=None, verbose=0, on_nan="raise", checkpoint_dir=None, **kwargs):
         super().__init__(
