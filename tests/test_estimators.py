@@ -210,6 +210,25 @@ def test_sample_weight_reaches_the_estimator_through_a_pipeline_and_ones_change_
     np.testing.assert_array_equal(weighted, plain)
 
 
+def test_sample_weight_follows_the_rows_into_the_early_stopping_hold_out():
+    """The hold-out's validation loss is weighted too: with the held-out rows' weights zeroed
+    but one, it is that row's loss alone."""
+    X = sequences()
+    y = labels(X)
+    est = QLLSTMClassifier(**FAST, early_stopping=True, validation_fraction=0.25)
+    X_net, target = est._prepare_training(X, y, reset=True)
+    _, valid = est.get_split_datasets(X_net, target)  # the split fit makes (seeded by random_state)
+    held_out = np.asarray(valid.indices)
+    w = np.ones(len(y))
+    w[held_out] = 0.0
+    w[held_out[0]] = 1.0
+    est.fit(X, y, sample_weight=w)
+    proba = est.predict_proba(X[held_out[:1]])[0]
+    expected = -np.log(proba[list(est.classes_).index(y[held_out[0]])])
+    assert min(est.history[:, "valid_loss"]) == pytest.approx(expected, rel=1e-4)  # the best epoch's weights
+    assert "valid_acc" in est.history[-1]
+
+
 @pytest.mark.parametrize("weight, error, message", [
     (np.ones(3), ValueError, r"sample_weight: expected shape \(10,\), one weight per sample, got shape \(3,\)"),
     (np.ones((10, 1)), ValueError, r"sample_weight: expected shape \(10,\), .*got shape \(10, 1\)"),
