@@ -215,7 +215,8 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
                  skip_mode="convex", learn_alpha=False, dropout=0.0, input_dropout=0.0, pooling="last",
                  embedding_dim=None, vocab_size=None, backend="auto", lr=5e-3, max_epochs=20, batch_size=64,
                  optimizer="adam", early_stopping=False, patience=5, validation_fraction=0.1,
-                 gradient_clip=DEFAULT_GRADIENT_CLIP, device="auto", random_state=None, verbose=0, on_nan="raise", checkpoint_dir=None, **kwargs):
+                 gradient_clip=DEFAULT_GRADIENT_CLIP, device="auto", random_state=None, verbose=0, on_nan="raise",
+                 checkpoint_dir=None, **kwargs):
         super().__init__(
             module=kwargs.pop("module", SequenceModel),
             criterion=kwargs.pop("criterion", self._default_criterion),

@@ -172,8 +172,7 @@ def _check_y_present(y, n_samples):
 
 def sample_weights(sample_weight, n_samples):
     """sample_weight validated as (n_samples,) float32: finite, non-negative, not all zero."""
-    w = as_array("sample_weight", sample_weight.to_numpy() if hasattr(sample_weight, "to_numpy") else sample_weight,
-                 "a 1-D array of numbers", dtype=np.float64)
+    w = as_array("sample_weight", sample_weight, "a 1-D array of numbers", dtype=np.float64)  # pandas too
     if w.shape != (n_samples,):
         raise ValueError(f"sample_weight: expected shape ({n_samples},), one weight per sample, got shape {w.shape}")
     _check_finite("sample_weight", w)
