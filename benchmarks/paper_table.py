@@ -193,6 +193,12 @@ def summarise(runs):
     return rows
 
 
+def accuracy_cell(row):
+    """"mean ± std" from the summary row, the same numbers the target lines read (one rounding for both)."""
+    std = row["accuracy_std"]
+    return f"{row['accuracy_mean']:.2f}" + (f" ± {std:.2f}" if std != "" else "")
+
+
 def targets(rows, args):
     """Plain statements of whether each target of the issue was met, at these settings."""
     full = args.train_docs >= 25000 and args.test_docs >= 25000
@@ -262,9 +268,7 @@ def report(rows, runs, repeats, args, command, env, seconds):
               "s / epoch", "epoch time / LSTM", "epochs run"]
     table = _common.md_table(header, [
         [r["max_len"], r["model"], f"{r['recurrent_params']:,}", f"{r['recurrent_share_of_lstm']:.1%}",
-         f"{r['total_params']:,}", _common.mean_std([x["test_accuracy"] for x in runs
-                                                     if x["max_len"] == r["max_len"] and LABELS[x["model"]]
-                                                     == r["model"]]),
+         f"{r['total_params']:,}", accuracy_cell(r),
          r["seeds"], f"{r['median_epoch_s']:.1f}", f"{r['epoch_time_ratio_to_lstm']:.3f}", r["epochs_run"]]
         for r in rows])
     paper = _common.md_table(["model", "accuracy %", "params"],
@@ -300,7 +304,8 @@ def main(argv=None):
     seconds = 0 if args.report_only else time.perf_counter() - start
     text = report(rows, runs, repeats, args, command, env, seconds)
     _common.write_results(args.out, "paper_table", text, rows)
-    _common.write_results(args.out, "paper_table_runs", None, runs)  # every (tokens, seed, model)
+    # every run, the repeats after the counted ones: joining this one file again gives this same table
+    _common.write_results(args.out, "paper_table_runs", None, runs + repeats)
     plot(rows, os.path.join(args.out, "paper_table.png"))
     print(text)
     return 0
