@@ -16,6 +16,8 @@ Full size (a GPU; the defaults):
     python benchmarks/paper_table.py
 CI (2,000 documents: 1,000 train + 1,000 test, 128 tokens, small model, 1 epoch, 1 seed):
     python benchmarks/paper_table.py --quick --out /tmp/results
+The cells at equal recurrent parameters (QL-LSTM widened to the LSTM's count; 199 at d = h = 128):
+    python benchmarks/paper_table.py --models lstm qllstm --match-params
 Seeds run in separate invocations (same flags, other --seeds and --out) combine into one table:
     python benchmarks/paper_table.py <same flags> --add-runs A/paper_table_runs.csv B/paper_table_runs.csv --report-only
 """
@@ -33,7 +35,7 @@ import _common  # noqa: E402
 
 from qlts.datasets import load_imdb  # noqa: E402
 from qlts.estimators import QLLSTMClassifier  # noqa: E402
-from qlts.nn import count_parameters  # noqa: E402
+from qlts.nn import count_parameters, lstm_parameter_count, qllstm_parameter_count  # noqa: E402
 from qlts.preprocessing import Vocabulary, texts_to_ids  # noqa: E402
 from qlts.utils import atomic_write, seed_everything  # noqa: E402
 
@@ -62,6 +64,9 @@ def parse_args(argv):
     p.add_argument("--input-dropout", type=float, default=0.0,
                    help="dropout on the embedded tokens, the same for every model")
     p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--match-params", action="store_true",
+                   help="QL-LSTM at the largest hidden size whose recurrent parameters do not exceed the LSTM's "
+                        "(the others at --hidden-size): the cells compared at equal parameters")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--add-runs", nargs="+", default=[], metavar="CSV",
                    help="paper_table_runs.csv files of earlier invocations with the same settings: their seeds join "
@@ -90,8 +95,21 @@ def load_data(args):
     return data, len(vocab)
 
 
+def qllstm_hidden_size(args):
+    """QL-LSTM's hidden size: --hidden-size, or with --match-params the largest one whose recurrent
+    parameters do not exceed the LSTM's at --hidden-size."""
+    if not args.match_params:
+        return args.hidden_size
+    budget = lstm_parameter_count(args.embedding_dim, args.hidden_size)
+    hidden = args.hidden_size
+    while qllstm_parameter_count(args.embedding_dim, hidden + 1) <= budget:
+        hidden += 1
+    return hidden
+
+
 def make_estimator(cell, args, vocab_size, seed, device):
-    return QLLSTMClassifier(cell=cell, hidden_size=args.hidden_size, vocab_size=vocab_size,
+    hidden_size = qllstm_hidden_size(args) if cell == "qllstm" else args.hidden_size
+    return QLLSTMClassifier(cell=cell, hidden_size=hidden_size, vocab_size=vocab_size,
                             embedding_dim=args.embedding_dim, input_dropout=args.input_dropout, pooling=args.pooling,
                             lr=args.lr, max_epochs=1, batch_size=args.batch_size, optimizer="adam", device=device,
                             random_state=seed, iterator_train__shuffle=True)
@@ -101,12 +119,14 @@ def settings_text(args):
     """Everything that must match for runs to share a table: all but the document lengths (each run
     row carries its own, and the table has a row per length), seeds, models, threads and --out."""
     dropout = f"; input dropout {args.input_dropout}" if args.input_dropout else ""  # older runs: none
+    matched = (f"; QL-LSTM hidden {qllstm_hidden_size(args)} (recurrent parameters matched to the LSTM's)"
+               if args.match_params else "")
     return (f"{args.train_docs:,} training documents (the last {args.valid_fraction:.0%} held out for early "
             f"stopping) and {args.test_docs:,} test documents of the original split; vocabulary "
             f"{args.vocab:,}; embedding {args.embedding_dim}, "
             f"hidden {args.hidden_size} (per direction), pooling {args.pooling}; Adam lr {args.lr}, batch "
             f"{args.batch_size}, at most {args.epochs} epoch(s), patience {args.patience}, gradient clip 1.0"
-            f"{dropout}")
+            f"{dropout}{matched}")
 
 
 TEXT_FIELDS = ("model", "settings", "command")  # the other fields of a run are numbers

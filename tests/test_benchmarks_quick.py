@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -169,3 +171,26 @@ def test_ablation_quick(tmp_path, shared_data_dir):
     err = run_quick("ablation.py", merged, shared_data_dir, "--tasks", "imdb", "--add-runs",
                     str(tmp_path / "ablation.csv"), ok=False)
     assert "--add-runs: imdb seed 0 K=1 a=0 appears twice" in err
+
+
+def test_paper_table_match_params_sizes_qllstm_to_the_lstms_parameters():
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        import paper_table
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    from qlts.nn import count_parameters
+
+    args = paper_table.parse_args(["--hidden-size", "32", "--embedding-dim", "32", "--match-params"])
+    rng = np.random.default_rng(0)
+    ids, labels = rng.integers(1, 50, size=(8, 6)), np.array([0, 1] * 4)
+    recurrent = {}
+    for cell in ("lstm", "qllstm"):
+        est = paper_table.make_estimator(cell, args, vocab_size=50, seed=0, device="cpu").fit(ids, labels)
+        recurrent[cell] = count_parameters(est.module_.encoder.rnn)
+    # 2H(d+H)+7H <= 4h(d+h)+8h at d=h=32: H=49 fits (8,281 <= 8,448), H=50 does not (8,550)
+    assert recurrent["lstm"] == 8448 and recurrent["qllstm"] == 2 * 49 * 81 + 7 * 49
+    assert "QL-LSTM hidden 49 (recurrent parameters matched" in paper_table.settings_text(args)
+    plain = paper_table.parse_args(["--hidden-size", "32", "--embedding-dim", "32"])
+    assert paper_table.make_estimator("qllstm", plain, 50, 0, "cpu").hidden_size == 32
+    assert "matched" not in paper_table.settings_text(plain)
