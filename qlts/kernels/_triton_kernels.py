@@ -99,6 +99,22 @@ def _sync_peers(counter_ptr, target):
 
 
 @triton.jit
+def _program_rows(len_ptr, alpha_ptr, B, CONVEX: tl.constexpr, BLOCK_B: tl.constexpr):
+    """This program's batch tile and hidden split: (pid, pid_j, n_split, rows, row mask, row lengths,
+    alpha, kappa), kappa = 1 - alpha in convex mode and 1 in additive mode."""
+    pid = tl.program_id(0)
+    rb = pid * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rb < B
+    lens = tl.load(len_ptr + rb, mask=row_ok, other=0)
+    alpha = tl.load(alpha_ptr)
+    if CONVEX:
+        kappa = 1.0 - alpha
+    else:
+        kappa = 1.0
+    return pid, tl.program_id(1), tl.num_programs(1), rb, row_ok, lens, alpha, kappa
+
+
+@triton.jit
 def _end_step(sync_ptr, pid_b, n_split, step, SPLIT: tl.constexpr):
     if SPLIT:
         _sync_peers(sync_ptr + pid_b, n_split * (step + 1))
@@ -122,16 +138,7 @@ def qllstm_fwd_kernel(
     CONVEX: tl.constexpr, SAVE: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    pid_j, n_split = tl.program_id(1), tl.num_programs(1)
-    rb = pid * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = rb < B
-    lens = tl.load(len_ptr + rb, mask=row_ok, other=0)
-    alpha = tl.load(alpha_ptr)
-    if CONVEX:
-        kappa = 1.0 - alpha
-    else:
-        kappa = 1.0
+    pid, pid_j, n_split, rb, row_ok, lens, alpha, kappa = _program_rows(len_ptr, alpha_ptr, B, CONVEX, BLOCK_B)
     H2 = 2 * H
     for t in range(T):
         valid = (row_ok & (t < lens))[:, None]
@@ -195,16 +202,7 @@ def qllstm_bwd_kernel(
     CONVEX: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    pid_j, n_split = tl.program_id(1), tl.num_programs(1)
-    rb = pid * BLOCK_B + tl.arange(0, BLOCK_B)
-    row_ok = rb < B
-    lens = tl.load(len_ptr + rb, mask=row_ok, other=0)
-    alpha = tl.load(alpha_ptr)
-    if CONVEX:
-        kappa = 1.0 - alpha
-    else:
-        kappa = 1.0
+    pid, pid_j, n_split, rb, row_ok, lens, alpha, kappa = _program_rows(len_ptr, alpha_ptr, B, CONVEX, BLOCK_B)
     H2 = 2 * H
     part = part_ptr + pid * 8 * H
     for step in range(T):
