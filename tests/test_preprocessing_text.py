@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qlts.preprocessing import Vocabulary, texts_to_ids, tokenize
+from qlts.preprocessing import TextEncoder, Vocabulary, texts_to_ids, tokenize
 
 TEXTS = [
     "A GREAT film.<br /><br />I didn't expect   that; 10/10!",
@@ -130,3 +130,62 @@ def test_imdb_sample():
     assert 0 < lengths.min() and lengths.max() == 400
     assert (ids[np.arange(400)[None, :] >= lengths[:, None]] == 0).all()  # padding only after the tokens
     assert (ids[np.arange(400)[None, :] < lengths[:, None]] > 0).all()
+
+
+def test_text_encoder_equals_vocabulary_and_texts_to_ids():
+    import pandas as pd
+    from sklearn.base import clone
+
+    encoder = TextEncoder(max_len=4, max_size=3, truncate="tail")
+    series = pd.Series(TEXTS, index=[10, 11, 12, 13, 14])  # an index that is not 0..n-1
+    before = series.copy()
+    ids = encoder.fit_transform(series)
+    vocab = Vocabulary(max_size=3).fit(TEXTS)
+    expected, _ = texts_to_ids(TEXTS, 4, "tail", vocab=vocab)
+    assert ids.dtype == np.int32 and ids.shape == (5, 4)
+    np.testing.assert_array_equal(ids, expected)
+    assert encoder.vocabulary_.itos == vocab.itos
+    pd.testing.assert_series_equal(series, before)  # the user's data is untouched
+    assert clone(encoder).get_params() == encoder.get_params()
+    assert not hasattr(clone(encoder), "vocabulary_")
+
+
+def test_text_encoder_in_a_pipeline_fits_each_folds_vocabulary_on_that_fold():
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    from qlts import QLLSTMClassifier
+
+    # "good"/"bad" decide the label; "zebra" only ever appears in the second half
+    rng = np.random.default_rng(0)
+    docs = [" ".join(rng.choice(["the", "film", "plot"], 5)) + (" good" if k % 2 else " bad") for k in range(40)]
+    docs[20:] = [d + " zebra" for d in docs[20:]]
+    labels = np.arange(40) % 2
+    encoder = TextEncoder(max_len=8, max_size=10).fit(docs[:20])
+    assert "zebra" not in encoder.vocabulary_
+    assert (encoder.transform(docs[20:])[:, 6] == Vocabulary.OOV).all()  # the unseen word is OOV, not an error
+
+    pipe = make_pipeline(TextEncoder(max_len=8, max_size=10),
+                         QLLSTMClassifier(vocab_size=12, hidden_size=4, max_epochs=2, backend="torch",
+                                          random_state=0))
+    search = GridSearchCV(pipe, {"qllstmclassifier__alpha": [0.0, 0.3]}, cv=2).fit(docs, labels)
+    fitted = search.best_estimator_.named_steps["textencoder"]
+    assert "zebra" in fitted.vocabulary_  # refit on all documents
+    assert search.predict(docs[:3]).shape == (3,)
+
+
+def test_text_encoder_bad_input_names_the_argument():
+    with pytest.raises(TypeError, match="X: expected a sequence of strings, got a single str"):
+        TextEncoder().fit("one document")
+    with pytest.raises(TypeError, match="X: expected strings .* got int at position 1"):
+        TextEncoder().fit(["fine", 3])
+    with pytest.raises(ValueError, match="max_len"):
+        TextEncoder(max_len=0).fit(TEXTS)
+    with pytest.raises(ValueError, match="truncate"):
+        TextEncoder(truncate="middle").fit(TEXTS)
+    with pytest.raises(ValueError, match="max_size"):
+        TextEncoder(max_size=0).fit(TEXTS)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        TextEncoder().transform(TEXTS)

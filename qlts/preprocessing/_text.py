@@ -1,4 +1,5 @@
-"""Text to token ids for the IMDB benchmark: :func:`tokenize`, :class:`Vocabulary`, :func:`texts_to_ids`."""
+"""Text to token ids: :func:`tokenize`, :class:`Vocabulary`, :func:`texts_to_ids`, and the
+scikit-learn transformer :class:`TextEncoder` that chains them in a ``Pipeline``."""
 from __future__ import annotations
 
 import operator
@@ -6,6 +7,8 @@ import re
 from collections import Counter
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_choice, check_int
 
@@ -14,29 +17,29 @@ _WORD = re.compile(r"\w+(?:'\w+)*")
 TRUNCATE = ("head", "tail")
 
 
-def _check_texts(texts):
+def _check_texts(texts, name="texts"):
     """``texts`` must be an iterable of texts, not one text."""
     if isinstance(texts, (str, bytes)):
-        raise TypeError(f"texts: expected a sequence of strings, got a single {type(texts).__name__}")
+        raise TypeError(f"{name}: expected a sequence of strings, got a single {type(texts).__name__}")
     if not hasattr(texts, "__iter__"):
-        raise TypeError(f"texts: expected a sequence of strings (or lists of tokens), got {type(texts).__name__}")
+        raise TypeError(f"{name}: expected a sequence of strings (or lists of tokens), got {type(texts).__name__}")
 
 
-def _token_lists(texts):
+def _token_lists(texts, name="texts"):
     """Yield the tokens of each item: a str is tokenised, a list/tuple of tokens is used as is
     (so a corpus can be tokenised once for both :meth:`Vocabulary.fit` and :func:`texts_to_ids`)."""
-    _check_texts(texts)
+    _check_texts(texts, name)
     for i, text in enumerate(texts):
         if isinstance(text, str):
             yield tokenize(text)
         elif isinstance(text, (list, tuple)):
             for tok in text:
                 if not isinstance(tok, str):
-                    raise TypeError(f"texts: expected lists of str tokens, got {type(tok).__name__} token {tok!r} "
+                    raise TypeError(f"{name}: expected lists of str tokens, got {type(tok).__name__} token {tok!r} "
                                     f"at position {i}")
             yield text
         else:
-            raise TypeError(f"texts: expected strings (or lists of tokens), got {type(text).__name__} at position {i}")
+            raise TypeError(f"{name}: expected strings (or lists of tokens), got {type(text).__name__} at position {i}")
 
 
 def tokenize(text):
@@ -160,13 +163,68 @@ def texts_to_ids(texts, max_len, truncate="head", *, vocab):
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab: expected a Vocabulary, got {type(vocab).__name__}")
     _check_texts(texts)
-    texts = list(texts)
-    ids = np.zeros((len(texts), max_len), dtype=np.int32)
-    lengths = np.zeros(len(texts), dtype=np.int64)
+    return _encode(list(_token_lists(texts)), max_len, truncate, vocab)
+
+
+def _encode(token_lists, max_len, truncate, vocab):
+    """(ids, lengths) of already checked token lists: see :func:`texts_to_ids`."""
+    ids = np.zeros((len(token_lists), max_len), dtype=np.int32)
+    lengths = np.zeros(len(token_lists), dtype=np.int64)
     get, oov = vocab.stoi.get, vocab.OOV
-    for i, tokens in enumerate(_token_lists(texts)):
+    for i, tokens in enumerate(token_lists):
         tokens = tokens[:max_len] if truncate == "head" else tokens[-max_len:]
         row = [get(tok, oov) for tok in tokens]
         ids[i, :len(row)] = row
         lengths[i] = len(row)
     return ids, lengths
+
+
+class TextEncoder(TransformerMixin, BaseEstimator):
+    """Documents to padded token-id sequences: the text step of a ``Pipeline``.
+
+    ``fit`` keeps the ``max_size`` most frequent tokens of the training documents (a
+    :class:`Vocabulary`, so in a cross-validation each fold's vocabulary comes from its own
+    training part); ``transform`` maps each document to its token ids (:func:`texts_to_ids`):
+    an int32 (n, max_len) array, padded with 0 on the right, which ``QLLSTMClassifier(vocab_size=...)``
+    reads as variable-length sequences. Ids run up to ``max_size + 1`` (PAD is 0, OOV is 1), so
+    ``vocab_size=max_size + 2`` fits any fitted vocabulary.
+
+    Parameters
+    ----------
+    max_len : int >= 1, default=1000
+        Tokens kept per document (the first ones with ``truncate="head"``, the last with "tail").
+    max_size : int >= 1, default=20000
+        Most tokens in the vocabulary (PAD and OOV not counted).
+    min_freq : int >= 1, default=1
+        Tokens seen fewer times in the training documents map to OOV.
+    truncate : {"head", "tail"}, default="head"
+
+    Attributes
+    ----------
+    vocabulary_ : Vocabulary
+    """
+
+    def __init__(self, max_len=1000, max_size=20000, *, min_freq=1, truncate="head"):
+        self.max_len = max_len
+        self.max_size = max_size
+        self.min_freq = min_freq
+        self.truncate = truncate
+
+    def fit(self, X, y=None):
+        """Build the vocabulary from the documents X (strings, or token lists from :func:`tokenize`)."""
+        check_int("max_len", self.max_len, min_value=1)
+        check_choice("truncate", self.truncate, TRUNCATE)
+        vocabulary = Vocabulary(self.max_size, min_freq=self.min_freq)
+        self.vocabulary_ = vocabulary.fit(list(_token_lists(X, "X")))
+        return self
+
+    def transform(self, X):
+        """int32 (n, max_len) token ids of the documents X."""
+        check_is_fitted(self, "vocabulary_")
+        return _encode(list(_token_lists(X, "X")), self.max_len, self.truncate, self.vocabulary_)[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
