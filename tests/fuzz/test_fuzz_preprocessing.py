@@ -1,4 +1,4 @@
-"""Fuzzing make_windows and SequenceScaler (issue #9)."""
+"""Fuzzing make_windows, SequenceScaler (issue #9) and TextEncoder."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qlts.preprocessing import SequenceScaler, make_windows
+from qlts.preprocessing import SequenceScaler, TextEncoder, Vocabulary, make_windows
 
 from ._fuzz import (Documented, all_finite, arrays, assert_unchanged, documented_errors, fuzz_settings, has_nan,
                     series_inputs, snapshot, to_float)
@@ -118,6 +118,46 @@ def test_sequence_scaler(data):
     assert np.array_equal(np.isnan(Xt), ~finite), "NaN exactly where the input has NaN"
     if all_finite(to_float(X)) and finite.all():
         assert np.isfinite(Xt).all() and np.isfinite(back).all(), "non-finite output from finite input"
+
+
+TEXT_ENCODER_ARGS = {"X", "max_len", "max_size", "min_freq", "truncate"}
+# a document as a user may pass it: text in any script, empty, whitespace, markup, or not a text at all
+DOCUMENTS = st.one_of(st.text(max_size=30), st.sampled_from(["", "  ", "<br /><br />", "don't 10/10", "ÉCOLE école"]),
+                      st.lists(st.sampled_from(["a", "b", "ok"]), max_size=4),
+                      st.sampled_from([None, 3, 2.5, b"bytes", ["a", 1], {"a": 1}]))
+
+
+@fuzz_settings(150)
+@given(st.data())
+def test_text_encoder(data):
+    docs = data.draw(st.lists(DOCUMENTS, max_size=6), "docs")
+    container = data.draw(st.sampled_from(["list", "tuple", "series", "object array", "one str"]), "container")
+    X = {"list": lambda d: d, "tuple": tuple, "series": lambda d: pd.Series(d, dtype=object),
+         "object array": lambda d: np.array(d + [None], dtype=object)[:-1],
+         "one str": lambda d: "one document"}[container](docs)
+    params = data.draw(st.fixed_dictionaries({}, optional={
+        "max_len": st.sampled_from([1, 3, 50, 0, -1, 2.5, "3", None]),
+        "max_size": st.sampled_from([1, 2, 100, None, 0, 1.5]),
+        "min_freq": st.sampled_from([1, 2, 0]),
+        "truncate": st.sampled_from(["head", "tail", "middle", None])}), "params")
+    before = snapshot(X)
+    encoder = TextEncoder(**params)
+    try:
+        with documented_errors(TEXT_ENCODER_ARGS):
+            ids = encoder.fit_transform(X)
+    except Documented:
+        assert_unchanged(before, X)
+        return
+    assert_unchanged(before, X)
+    n_ids = len(encoder.vocabulary_)
+    assert ids.dtype == np.int32 and ids.shape == (len(docs), encoder.max_len)
+    assert ids.min(initial=0) >= 0 and ids.max(initial=0) < n_ids
+    if encoder.max_size is not None:
+        assert n_ids <= encoder.max_size + 2
+    # padding only at the end of a row: the classifier reads trailing zeros as the row's length
+    for row in ids:
+        length = int(np.count_nonzero(row))
+        assert (row[:length] != Vocabulary.PAD).all() and (row[length:] == Vocabulary.PAD).all()
 
 
 # Bugs the fuzzer found, kept as plain regression tests.
