@@ -162,7 +162,6 @@ def texts_to_ids(texts, max_len, truncate="head", *, vocab):
     check_choice("truncate", truncate, TRUNCATE)
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab: expected a Vocabulary, got {type(vocab).__name__}")
-    _check_texts(texts)
     return _encode(list(_token_lists(texts)), max_len, truncate, vocab)
 
 
@@ -212,16 +211,24 @@ class TextEncoder(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Build the vocabulary from the documents X (strings, or token lists from :func:`tokenize`)."""
-        check_int("max_len", self.max_len, min_value=1)
-        check_choice("truncate", self.truncate, TRUNCATE)
-        vocabulary = Vocabulary(self.max_size, min_freq=self.min_freq)
-        self.vocabulary_ = vocabulary.fit(list(_token_lists(X, "X")))
+        self._fit(list(_token_lists(X, "X")))
         return self
+
+    def fit_transform(self, X, y=None):
+        """fit, then transform, tokenising X once."""
+        tokens = list(_token_lists(X, "X"))
+        self._fit(tokens)
+        return _encode(tokens, self.max_len, self.truncate, self.vocabulary_)[0]
 
     def transform(self, X):
         """int32 (n, max_len) token ids of the documents X."""
         check_is_fitted(self, "vocabulary_")
         return _encode(list(_token_lists(X, "X")), self.max_len, self.truncate, self.vocabulary_)[0]
+
+    def _fit(self, tokens):
+        check_int("max_len", self.max_len, min_value=1)
+        check_choice("truncate", self.truncate, TRUNCATE)
+        self.vocabulary_ = Vocabulary(self.max_size, min_freq=self.min_freq).fit(tokens)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
