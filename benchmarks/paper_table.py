@@ -226,6 +226,7 @@ def targets(rows, args):
     for max_len in sorted({r["max_len"] for r in rows}):
         by = {r["model"]: r for r in rows if r["max_len"] == max_len}
         if "QL-LSTM" not in by:
+            lines += [f"At {max_len} tokens: no QL-LSTM in these runs, nothing to check.", ""]
             continue
         ql, lstm = by["QL-LSTM"], by["LSTM"]
         acc_ok = ql["accuracy_mean"] >= TARGET_ACC
