@@ -7,4 +7,5 @@ from ._stream import WindowStream
 from ._text import TextEncoder, Vocabulary, texts_to_ids, tokenize
 from ._windows import Windows, make_windows
 
-__all__ = ["Windows", "make_windows", "LazyWindows", "ParquetRows", "WindowStream", "SequenceScaler", "TextEncoder", "Vocabulary", "texts_to_ids", "tokenize"]
+__all__ = ["Windows", "make_windows", "LazyWindows", "ParquetRows", "WindowStream", "SequenceScaler", "TextEncoder",
+           "Vocabulary", "texts_to_ids", "tokenize"]
