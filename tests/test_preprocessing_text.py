@@ -144,7 +144,7 @@ def test_text_encoder_equals_vocabulary_and_texts_to_ids():
     expected, _ = texts_to_ids(TEXTS, 4, "tail", vocab=vocab)
     assert ids.dtype == np.int32 and ids.shape == (5, 4)
     np.testing.assert_array_equal(ids, expected)
-    np.testing.assert_array_equal(encoder.transform(series), ids)  # fit_transform tokenises once: same ids
+    np.testing.assert_array_equal(encoder.transform(series), ids)
     assert encoder.vocabulary_.itos == vocab.itos
     pd.testing.assert_series_equal(series, before)  # the user's data is untouched
     assert clone(encoder).get_params() == encoder.get_params()

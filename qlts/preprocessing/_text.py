@@ -25,6 +25,12 @@ def _check_texts(texts, name="texts"):
         raise TypeError(f"{name}: expected a sequence of strings (or lists of tokens), got {type(texts).__name__}")
 
 
+def _text_list(texts, name="texts"):
+    """``texts`` as a list, read once (an iterator works), checked first: list() of one str would give letters."""
+    _check_texts(texts, name)
+    return texts if isinstance(texts, list) else list(texts)
+
+
 def _token_lists(texts, name="texts"):
     """Yield the tokens of each item: a str is tokenised, a list/tuple of tokens is used as is
     (so a corpus can be tokenised once for both :meth:`Vocabulary.fit` and :func:`texts_to_ids`)."""
@@ -162,15 +168,17 @@ def texts_to_ids(texts, max_len, truncate="head", *, vocab):
     check_choice("truncate", truncate, TRUNCATE)
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab: expected a Vocabulary, got {type(vocab).__name__}")
-    return _encode(list(_token_lists(texts)), max_len, truncate, vocab)
+    return _encode(texts, max_len, truncate, vocab)
 
 
-def _encode(token_lists, max_len, truncate, vocab):
-    """(ids, lengths) of already checked token lists: see :func:`texts_to_ids`."""
-    ids = np.zeros((len(token_lists), max_len), dtype=np.int32)
-    lengths = np.zeros(len(token_lists), dtype=np.int64)
+def _encode(texts, max_len, truncate, vocab, name="texts"):
+    """(ids, lengths): see :func:`texts_to_ids`. Each text is tokenised as its row is filled, so
+    only one document's tokens are held at a time (a list of token lists is used as it is)."""
+    texts = _text_list(texts, name)
+    ids = np.zeros((len(texts), max_len), dtype=np.int32)
+    lengths = np.zeros(len(texts), dtype=np.int64)
     get, oov = vocab.stoi.get, vocab.OOV
-    for i, tokens in enumerate(token_lists):
+    for i, tokens in enumerate(_token_lists(texts, name)):
         tokens = tokens[:max_len] if truncate == "head" else tokens[-max_len:]
         row = [get(tok, oov) for tok in tokens]
         ids[i, :len(row)] = row
@@ -211,24 +219,21 @@ class TextEncoder(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Build the vocabulary from the documents X (strings, or token lists from :func:`tokenize`)."""
-        self._fit(list(_token_lists(X, "X")))
+        check_int("max_len", self.max_len, min_value=1)
+        check_choice("truncate", self.truncate, TRUNCATE)
+        self.vocabulary_ = Vocabulary(self.max_size, min_freq=self.min_freq).fit(_token_lists(X, "X"))
         return self
 
     def fit_transform(self, X, y=None):
-        """fit, then transform, tokenising X once."""
-        tokens = list(_token_lists(X, "X"))
-        self._fit(tokens)
-        return _encode(tokens, self.max_len, self.truncate, self.vocabulary_)[0]
+        """fit, then transform. Documents are tokenised in each pass rather than all their tokens held
+        at once (several times the ids' memory); X is read once, so an iterator works too."""
+        X = _text_list(X, "X")
+        return self.fit(X).transform(X)
 
     def transform(self, X):
         """int32 (n, max_len) token ids of the documents X."""
         check_is_fitted(self, "vocabulary_")
-        return _encode(list(_token_lists(X, "X")), self.max_len, self.truncate, self.vocabulary_)[0]
-
-    def _fit(self, tokens):
-        check_int("max_len", self.max_len, min_value=1)
-        check_choice("truncate", self.truncate, TRUNCATE)
-        self.vocabulary_ = Vocabulary(self.max_size, min_freq=self.min_freq).fit(tokens)
+        return _encode(X, self.max_len, self.truncate, self.vocabulary_, "X")[0]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
