@@ -31,7 +31,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "QLTS_DATA" not in os.environ and SHARED.is_dir():
     os.environ["QLTS_DATA"] = str(SHARED)  # the data sets checked out beside the repository
 
-N_TRAIN, N_TEST, MAX_LEN, MAX_SIZE = 3000, 3000, 400, 10000
+N_TRAIN, N_TEST, MAX_LEN, MAX_SIZE, MAX_EPOCHS = 3000, 3000, 400, 10000, 3
 
 
 def main():
@@ -45,7 +45,7 @@ def main():
     pipe = make_pipeline(
         TextEncoder(max_len=MAX_LEN, max_size=MAX_SIZE),
         QLLSTMClassifier(vocab_size=MAX_SIZE + 2, embedding_dim=64, hidden_size=64, pooling="max", lr=2e-3,
-                         max_epochs=3, random_state=0),
+                         max_epochs=MAX_EPOCHS, random_state=0),
     )
     search = GridSearchCV(pipe, {"qllstmclassifier__alpha": [0.0, 0.1, 0.3]}, cv=3)
     search.fit(train["text"], train["label"])

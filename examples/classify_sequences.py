@@ -29,7 +29,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "QLTS_DATA" not in os.environ and SHARED.is_dir():
     os.environ["QLTS_DATA"] = str(SHARED)  # the data sets checked out beside the repository
 
-MIN_HOURS = 12
+MIN_HOURS, MAX_EPOCHS = 12, 30
 
 
 def daily_sequences():
@@ -59,7 +59,7 @@ def main():
     X = [(d - mean) / std for d in days]
     X_train, X_test = [X[i] for i in train], [X[i] for i in test]
 
-    clf = QLLSTMClassifier(hidden_size=32, max_epochs=30, lr=5e-3, batch_size=32, random_state=0)
+    clf = QLLSTMClassifier(hidden_size=32, max_epochs=MAX_EPOCHS, lr=5e-3, batch_size=32, random_state=0)
     clf.fit(X_train, y[train])
     pred = clf.predict(X_test)
 

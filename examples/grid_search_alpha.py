@@ -28,7 +28,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "QLTS_DATA" not in os.environ and SHARED.is_dir():
     os.environ["QLTS_DATA"] = str(SHARED)  # the data sets checked out beside the repository
 
-LOOKBACK, HORIZON, STRIDE = 48, 12, 4
+LOOKBACK, HORIZON, STRIDE, MAX_EPOCHS = 48, 12, 4, 6
 ALPHAS = [0.0, 0.1, 0.3]
 
 
@@ -42,7 +42,7 @@ def main():
     print(f"ETTh1: {len(X)} windows of {LOOKBACK} h x {X.shape[2]} channels -> next {HORIZON} h of OT; "
           f"{len(X_train)} for the search, {n_test} held out")
 
-    model = QLLSTMRegressor(hidden_size=32, max_epochs=6, lr=5e-3, batch_size=64, random_state=0)
+    model = QLLSTMRegressor(hidden_size=32, max_epochs=MAX_EPOCHS, lr=5e-3, batch_size=64, random_state=0)
     search = GridSearchCV(make_pipeline(SequenceScaler(), model), {"qllstmregressor__alpha": ALPHAS},
                           cv=TimeSeriesSplit(n_splits=3), scoring="neg_mean_squared_error")
     search.fit(X_train, y_train)
