@@ -166,6 +166,8 @@ def _evaluate(forecaster, params, y, X, cv, refit_folds, scoring):
 class ForecasterGridSearch(BaseEstimator):
     """Exhaustive search over ``param_grid`` scored by a backtest (lower is better).
 
+    ``param_grid`` is a dict of lists, or a list of such dicts (as in scikit-learn: one grid per
+    kind of candidate, so a parameter is not crossed with candidates it does not apply to).
     ``cv`` is a :class:`BacktestFolds`; ``scoring`` a metric name or callable; ``n_jobs`` runs
     candidates in parallel through joblib (so ``with parallel_backend("dask"):`` distributes them).
     After ``fit``: ``best_params_``, ``best_score_``, ``cv_results_`` (sklearn layout: params,

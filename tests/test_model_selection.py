@@ -107,6 +107,17 @@ def test_grid_search_mechanics():
     assert search.predict(3).shape == (3, 1)
 
 
+def test_grid_search_takes_a_list_of_grids():
+    # as in scikit-learn: one grid per kind of candidate, so parameters that do not apply are not crossed
+    y = daily(np.tile([0.0, 5, 1, 4, 2, 8, 3], 12) + 0.1 * np.random.default_rng(2).standard_normal(84))
+    grids = [{"strategy": ["last"]}, {"strategy": ["seasonal"], "season_length": [7, 3]}]
+    search = ForecasterGridSearch(NaiveForecaster(), grids, cv=BacktestFolds(56, 7, 7), refit=False).fit(y)
+    assert search.cv_results_["params"] == [{"strategy": "last"}, {"strategy": "seasonal", "season_length": 7},
+                                            {"strategy": "seasonal", "season_length": 3}]
+    assert search.cv_results_["param_season_length"].tolist() == [None, 7, 3]
+    assert search.best_params_ == {"strategy": "seasonal", "season_length": 7}
+
+
 def test_grid_search_picks_the_better_alpha_for_qllstm():
     # on a clean seasonal series, alpha=0 learns it within the budget; alpha=0.95 keeps 95% of the old state
     # at every step, so the same budget leaves it far behind (MSE ~0.55 vs ~0.25 in a 2-seed probe)
