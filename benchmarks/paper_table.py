@@ -64,6 +64,8 @@ def parse_args(argv):
     p.add_argument("--input-dropout", type=float, default=0.0,
                    help="dropout on the embedded tokens, the same for every model")
     p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--bucket-by-length", action="store_true",
+                   help="train on batches of documents of similar length (the estimators' bucket_by_length)")
     p.add_argument("--match-params", action="store_true",
                    help="QL-LSTM at the largest hidden size whose recurrent parameters do not exceed the LSTM's "
                         "(the others at --hidden-size): the cells compared at equal parameters")
@@ -112,13 +114,14 @@ def make_estimator(cell, args, vocab_size, seed, device):
     return QLLSTMClassifier(cell=cell, hidden_size=hidden_size, vocab_size=vocab_size,
                             embedding_dim=args.embedding_dim, input_dropout=args.input_dropout, pooling=args.pooling,
                             lr=args.lr, max_epochs=1, batch_size=args.batch_size, optimizer="adam", device=device,
-                            random_state=seed, iterator_train__shuffle=True)
+                            random_state=seed, iterator_train__shuffle=True, bucket_by_length=args.bucket_by_length)
 
 
 def settings_text(args):
     """Everything that must match for runs to share a table: all but the document lengths (each run
     row carries its own, and the table has a row per length), seeds, models, threads and --out."""
     dropout = f"; input dropout {args.input_dropout}" if args.input_dropout else ""  # older runs: none
+    bucketed = "; batches bucketed by length" if args.bucket_by_length else ""
     matched = (f"; QL-LSTM hidden {qllstm_hidden_size(args)} (recurrent parameters matched to the LSTM's)"
                if args.match_params else "")
     return (f"{args.train_docs:,} training documents (the last {args.valid_fraction:.0%} held out for early "
@@ -126,7 +129,7 @@ def settings_text(args):
             f"{args.vocab:,}; embedding {args.embedding_dim}, "
             f"hidden {args.hidden_size} (per direction), pooling {args.pooling}; Adam lr {args.lr}, batch "
             f"{args.batch_size}, at most {args.epochs} epoch(s), patience {args.patience}, gradient clip 1.0"
-            f"{dropout}{matched}")
+            f"{dropout}{matched}{bucketed}")
 
 
 TEXT_FIELDS = ("model", "settings", "command")  # the other fields of a run are numbers

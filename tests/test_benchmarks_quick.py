@@ -1,4 +1,4 @@
-"""The --quick modes of benchmarks/paper_table.py, sequences.py and ablation.py run end to end
+"""The --quick modes of benchmarks/paper_table.py, bucketing.py, sequences.py and ablation.py run end to end
 (in a subprocess, as a user runs them) and write results files with the expected rows."""
 from __future__ import annotations
 
@@ -101,6 +101,9 @@ def test_paper_table_quick(tmp_path, shared_data_dir):
     err = run_quick("paper_table.py", merged, shared_data_dir, "--lr", "0.01", "--add-runs", str(first),
                     "--report-only", ok=False)
     assert "--add-runs" in err and "lr 0.002" in err and "lr 0.01" in err
+    err = run_quick("paper_table.py", merged, shared_data_dir, "--bucket-by-length", "--add-runs", str(first),
+                    "--report-only", ok=False)
+    assert "--add-runs" in err and "batches bucketed by length" in err
     # a run at another document length joins as its own rows (a copy of the runs as 256 tokens)
     longer = tmp_path / "longer_runs.csv"
     write_csv(longer, [{**r, "max_len": "256", "test_accuracy": str(float(r["test_accuracy"]) + 3)} for r in runs])
@@ -114,6 +117,20 @@ def test_paper_table_quick(tmp_path, shared_data_dir):
         assert abs(float(r["accuracy_mean"]) - (float(rows[label]["accuracy_mean"]) + 3)) < 1e-6
     text = (merged / "paper_table.md").read_text()
     assert "first 128, 256 tokens" in text and "At 256 tokens:" in text
+
+
+def test_bucketing_quick(tmp_path, shared_data_dir):
+    run_quick("bucketing.py", tmp_path, shared_data_dir)
+    check_markdown(tmp_path / "bucketing.md", "bucketing.py")
+    rows = {(r["model"], r["mode"]): r for r in read_csv(tmp_path / "bucketing.csv")}
+    assert set(rows) == {(m, b) for m in ("LSTM", "QL-LSTM") for b in ("plain", "bucketed")}
+    for (model, mode), r in rows.items():
+        assert 0.0 <= float(r["accuracy_mean"]) <= 100.0 and float(r["median_epoch_s"]) > 0
+        assert r["seeds"] == "1" and r["max_len"] == "128"
+        assert float(r["steps_per_batch"]) <= 128
+    for model in ("LSTM", "QL-LSTM"):
+        assert float(rows[(model, "plain")]["epoch_time_ratio_to_plain"]) == 1.0
+        assert float(rows[(model, "bucketed")]["steps_per_batch"]) < float(rows[(model, "plain")]["steps_per_batch"])
 
 
 def test_sequences_quick(tmp_path, shared_data_dir):

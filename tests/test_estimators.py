@@ -14,6 +14,7 @@ from torch import nn
 import qlts
 from qlts.estimators import QLLSTMClassifier, QLLSTMRegressor
 from qlts.estimators._base import HoldOut
+from qlts.estimators._data import BUCKET_POOL_BATCHES, LengthBucketSampler, dataset_lengths
 from qlts.nn import QLLSTM
 from qlts.preprocessing import SequenceScaler, make_windows
 from qlts.utils import resolve_device
@@ -572,6 +573,7 @@ def test_predict_before_fit_and_feature_count_mismatch():
     ("vocab_size", 1.5, TypeError, r"vocab_size: expected an int, got float 1.5"),
     ("dropout", 2.0, ValueError, r"dropout: expected a float in \[0.0, 1.0\], got 2.0"),
     ("input_dropout", 1.0, ValueError, r"input_dropout: expected a float in \[0.0, 1.0\), got 1.0"),
+    ("bucket_by_length", "yes", ValueError, r"bucket_by_length: expected one of \[False, True\], got 'yes'"),
 ])
 def test_bad_hyper_parameter_names_itself_at_fit(param, value, error, message):
     with pytest.raises(error, match=message):
@@ -603,3 +605,76 @@ def test_score_checks_y_against_X():
         reg.score(X0, np.full(10, np.nan))
     with pytest.raises(ValueError, match=r"y: expected 1 target column\(s\) as in fit, got 3"):
         reg.score(X0, np.zeros((10, 3)))
+
+
+# --- length bucketing -----------------------------------------------------------------------
+
+def batches_of(sampler, seed=0):
+    torch.manual_seed(seed)
+    return list(sampler)
+
+
+@pytest.mark.parametrize("n, batch_size", [(200, 16), (1000, 7), (5, 64)])
+def test_length_buckets_cover_every_row_once_in_batches_of_similar_length(n, batch_size):
+    lengths = np.random.default_rng(n).integers(1, 500, size=n)
+    sampler = LengthBucketSampler(lengths, batch_size)
+    batches = batches_of(sampler)
+    assert len(batches) == len(sampler)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(n))
+    assert max(map(len, batches)) <= batch_size
+    if n <= batch_size * BUCKET_POOL_BATCHES:  # one pool: by their longest row, the batches read as one sorted run
+        ordered = sorted(batches, key=lambda b: (-lengths[b].max(), -lengths[b].min()))
+        assert np.all(np.diff(np.concatenate([lengths[b] for b in ordered])) <= 0)
+    plain = [np.random.default_rng(1).permutation(n)[i:i + batch_size] for i in range(0, n, batch_size)]
+    if n > batch_size:  # far fewer steps per batch than random batches
+        assert np.mean([lengths[b].max() for b in batches]) < 0.8 * np.mean([lengths[b].max() for b in plain])
+
+
+def test_length_buckets_follow_the_seed_and_change_across_epochs():
+    sampler = LengthBucketSampler(np.arange(300) % 37 + 1, 10)
+    first = batches_of(sampler, seed=3)
+    assert first == batches_of(sampler, seed=3)
+    torch.manual_seed(3)
+    assert list(sampler) != list(sampler)  # the next epoch draws new batches
+
+
+def test_dataset_lengths_follow_nested_subsets():
+    from skorch.dataset import Dataset
+    from torch.utils.data import Subset
+
+    lengths = np.array([5, 1, 4, 2, 3])
+    data = Dataset({"x": np.zeros((5, 5, 1), np.float32), "lengths": lengths}, np.zeros(5))
+    assert dataset_lengths(data).tolist() == [5, 1, 4, 2, 3]
+    assert dataset_lengths(Subset(Subset(data, [4, 2, 0, 1]), [1, 3])).tolist() == [4, 1]
+    assert dataset_lengths(Dataset({"x": np.zeros((5, 5, 1), np.float32)}, np.zeros(5))) is None
+
+
+def test_bucket_by_length_trains_on_bucketed_batches_of_the_training_rows_only():
+    X = ragged(n=60, F=2, seed=4)
+    y = np.array([float(x[:, 0].sum()) for x in X])
+    batches = []
+
+    class Lengths(Callback):  # the lengths of the rows in every training batch
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            if training:
+                batches.append(batch[0]["lengths"].numpy().copy())
+
+    est = QLLSTMRegressor(**{**FAST, "batch_size": 8}, bucket_by_length=True, early_stopping=True,
+                          validation_fraction=0.25, callbacks=[Lengths()]).fit(X, y)
+    first_epoch = batches[: len(batches) // 2]  # 2 epochs of 6 batches
+    train_lengths = [len(x) for x in X][:45]  # the regressor holds out the last quarter
+    assert sorted(np.concatenate(first_epoch).tolist()) == sorted(train_lengths)
+    # one pool: ordered by their longest row, the batches read as one length-sorted sequence
+    ordered = sorted(first_epoch, key=lambda b: (-b.max(), -b.min()))
+    assert np.all(np.diff(np.concatenate(ordered)) <= 0)
+    again = QLLSTMRegressor(**{**FAST, "batch_size": 8}, bucket_by_length=True, early_stopping=True,
+                            validation_fraction=0.25).fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), again.predict(X))  # seeded by random_state
+
+
+def test_bucket_by_length_without_lengths_keeps_the_plain_loader():
+    X = sequences()
+    est = QLLSTMClassifier(**FAST, bucket_by_length=True).fit(X, labels(X))
+    plain = QLLSTMClassifier(**FAST).fit(X, labels(X))
+    np.testing.assert_array_equal(est.predict_proba(X), plain.predict_proba(X))

@@ -25,7 +25,7 @@ from ..parallel import limit_threads_in_worker
 from ..utils import int_seed, private_torch_rng, resolve_device
 from . import _persist
 from ._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fingerprint
-from ._data import as_sequences, check_n_channels, sample_weights
+from ._data import LengthBucketSampler, as_sequences, check_n_channels, dataset_lengths, sample_weights
 
 # Max global L2 norm of the gradient per step. Recurrent nets occasionally produce a huge
 # gradient on long sequences; clipping at 1.0 is the usual remedy and rarely binds otherwise.
@@ -68,6 +68,12 @@ PARAMETERS_DOC = """
     lr : float, default=5e-3
     max_epochs : int, default=20
     batch_size : int, default=64
+    bucket_by_length : bool, default=False
+        Train on batches of sequences of similar length (rows are shuffled, sorted by length
+        within pools of 50 batches, and the batches shuffled). Each batch runs only as many
+        steps as its longest row, so on variable-length data an epoch does far fewer steps:
+        IMDB at 1,000 tokens averages 243 steps a batch instead of 867. No effect when every
+        sequence has the same length; prediction order is never changed.
     optimizer : str or torch.optim class, default="adam"
         A name from ``torch.optim`` (case-insensitive: "adam", "adamw", "sgd", ...) or a
         class; ``optimizer__*`` arguments go to its constructor.
@@ -214,7 +220,7 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
     def __init__(self, *, cell="qllstm", hidden_size=64, num_layers=1, bidirectional=False, alpha=0.1, skip=1,
                  skip_mode="convex", learn_alpha=False, dropout=0.0, input_dropout=0.0, pooling="last",
                  embedding_dim=None, vocab_size=None, backend="auto", lr=5e-3, max_epochs=20, batch_size=64,
-                 optimizer="adam", early_stopping=False, patience=5, validation_fraction=0.1,
+                 bucket_by_length=False, optimizer="adam", early_stopping=False, patience=5, validation_fraction=0.1,
                  gradient_clip=DEFAULT_GRADIENT_CLIP, device="auto", random_state=None, verbose=0, on_nan="raise",
                  checkpoint_dir=None, **kwargs):
         super().__init__(
@@ -237,6 +243,7 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
         self.embedding_dim = embedding_dim
         self.vocab_size = vocab_size
         self.backend = backend
+        self.bucket_by_length = bucket_by_length
         self.early_stopping = early_stopping
         self.patience = patience
         self.validation_fraction = validation_fraction
@@ -304,6 +311,16 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
             callbacks.append(("progress_bar", ProgressBar()))
         return callbacks
 
+    def get_iterator(self, dataset, training=False):
+        lengths = dataset_lengths(dataset) if training and self.bucket_by_length else None
+        if lengths is None:
+            return super().get_iterator(dataset, training=training)
+        kwargs = self.get_params_for("iterator_train")
+        kwargs.pop("shuffle", None)  # the sampler shuffles
+        batch_size = kwargs.pop("batch_size", self.batch_size)
+        batch_size = len(dataset) if batch_size == -1 else batch_size
+        return self.iterator_train(dataset, batch_sampler=LengthBucketSampler(lengths, batch_size), **kwargs)
+
     def get_split_datasets(self, X, y=None, **fit_params):
         split = self.train_split
         if split is None and self.early_stopping:
@@ -330,7 +347,8 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
             check_float("gradient_clip", self.gradient_clip, low=0.0, high=float("inf"))
         optimizer_class(self.optimizer)
         check_choice("on_nan", self.on_nan, ON_NAN)
-        for name in ("bidirectional", "learn_alpha", "early_stopping"):  # a str such as "no" would be truthy
+        # a str such as "no" would be truthy
+        for name in ("bidirectional", "learn_alpha", "early_stopping", "bucket_by_length"):
             check_choice(name, getattr(self, name), (False, True))
         if self.vocab_size is not None:  # checked before X is read as token ids
             check_int("vocab_size", self.vocab_size, min_value=2)

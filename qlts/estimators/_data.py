@@ -17,9 +17,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import torch
 from scipy import sparse
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
+from torch.utils.data import Sampler, Subset
 
 from .._validation import as_array, check_int
 
@@ -224,3 +226,53 @@ def regression_targets(y, n_samples):
     target = y.astype(np.float32).reshape(n_samples, -1)
     _check_finite("y", target)
     return target, y.ndim
+
+
+# Rows are sorted by length within pools of this many batches. On IMDB at 1,000 tokens (batch 64)
+# random batches run 867 steps on average; pools of 50 batches give 243, a global sort 234.
+BUCKET_POOL_BATCHES = 50
+
+
+class LengthBucketSampler(Sampler):
+    """Batches of rows of similar length, in random order (a "sortish" batch sampler).
+
+    Each epoch the rows are shuffled, cut into pools of ``BUCKET_POOL_BATCHES`` batches, each
+    pool is sorted by length and cut into batches, and the batches are shuffled. Every row is in
+    exactly one batch per epoch. The shuffles draw from torch's RNG, so ``random_state`` seeds them.
+    """
+
+    def __init__(self, lengths, batch_size):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+
+    def _pools(self):
+        step = self.batch_size * BUCKET_POOL_BATCHES
+        return [(start, min(start + step, len(self.lengths))) for start in range(0, len(self.lengths), step)]
+
+    def __len__(self):
+        return sum(-(-(stop - start) // self.batch_size) for start, stop in self._pools())
+
+    def __iter__(self):
+        order = torch.randperm(len(self.lengths)).numpy()
+        batches = []
+        for start, stop in self._pools():
+            pool = order[start:stop]
+            pool = pool[np.argsort(-self.lengths[pool], kind="stable")]
+            batches += [pool[i:i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size)]
+        for k in torch.randperm(len(batches)).tolist():
+            yield batches[k]
+
+
+def dataset_lengths(dataset):
+    """The sequence lengths of a skorch dataset of net input (or of a ``Subset`` of one); None
+    when the rows carry no lengths (all full length, or a dataset of another kind)."""
+    indices = None
+    while isinstance(dataset, Subset):
+        inner = np.asarray(dataset.indices)
+        indices = inner if indices is None else inner[indices]
+        dataset = dataset.dataset
+    X = getattr(dataset, "X", None)
+    if not isinstance(X, dict) or X.get("lengths") is None:
+        return None
+    lengths = np.asarray(X["lengths"])
+    return lengths if indices is None else lengths[indices]
