@@ -678,3 +678,19 @@ def test_bucket_by_length_without_lengths_keeps_the_plain_loader():
     est = QLLSTMClassifier(**FAST, bucket_by_length=True).fit(X, labels(X))
     plain = QLLSTMClassifier(**FAST).fit(X, labels(X))
     np.testing.assert_array_equal(est.predict_proba(X), plain.predict_proba(X))
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_prediction_runs_on_rows_sorted_by_length_and_returns_the_callers_order(kind):
+    X = ragged(n=40, F=2, seed=5)
+    y = np.array([float(x[:, 0].sum()) for x in X])
+    est = (QLLSTMClassifier(**{**FAST, "batch_size": 8}).fit(X, y > 0) if kind == "classifier"
+           else QLLSTMRegressor(**{**FAST, "batch_size": 8}).fit(X, y))
+    seen = []
+    hook = est.module_.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["lengths"].numpy()),
+                                                 with_kwargs=True)
+    out = est.predict_proba(X) if kind == "classifier" else est.predict(X)
+    hook.remove()
+    assert len(seen) == 5 and np.all(np.diff(np.concatenate(seen)) <= 0)  # batches of the length-sorted rows
+    one_by_one = np.concatenate([est.predict_proba([x]) if kind == "classifier" else est.predict([x]) for x in X])
+    np.testing.assert_allclose(out, one_by_one, rtol=1e-5, atol=1e-6)  # each row in its own place

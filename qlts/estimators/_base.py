@@ -73,7 +73,8 @@ PARAMETERS_DOC = """
         within pools of 50 batches, and the batches shuffled). Each batch runs only as many
         steps as its longest row, so on variable-length data an epoch does far fewer steps:
         IMDB at 1,000 tokens averages 243 steps a batch instead of 867. No effect when every
-        sequence has the same length; prediction order is never changed.
+        sequence has the same length. (Prediction always runs on rows sorted by length and
+        returns them in the input's order.)
     optimizer : str or torch.optim class, default="adam"
         A name from ``torch.optim`` (case-insensitive: "adam", "adamw", "sgd", ...) or a
         class; ``optimizer__*`` arguments go to its constructor.
@@ -320,6 +321,19 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
         batch_size = kwargs.pop("batch_size", self.batch_size)
         batch_size = len(dataset) if batch_size == -1 else batch_size
         return self.iterator_train(dataset, batch_sampler=LengthBucketSampler(lengths, batch_size), **kwargs)
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        """Inference runs on the rows sorted by length, so each batch runs about as many steps as
+        its rows need (on IMDB at 1,000 tokens, 3.6x fewer than in input order); the outputs come
+        back in the caller's row order, in one piece."""
+        lengths = X.get("lengths") if isinstance(X, dict) and not training else None
+        if lengths is None:
+            yield from super().forward_iter(X, training=training, device=device)
+            return
+        order = np.argsort(-np.asarray(lengths), kind="stable")
+        by_length = Subset(self.get_dataset(X), order)
+        out = torch.cat(list(super().forward_iter(by_length, training=training, device=device)))
+        yield out[torch.from_numpy(np.argsort(order)).to(out.device)]
 
     def get_split_datasets(self, X, y=None, **fit_params):
         split = self.train_split
