@@ -175,6 +175,30 @@ def test_text_encoder_in_a_pipeline_fits_each_folds_vocabulary_on_that_fold():
     assert search.predict(docs[:3]).shape == (3,)
 
 
+def test_text_encoder_names_its_columns_so_a_pipeline_can_output_pandas():
+    import pandas as pd
+    from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import make_pipeline
+
+    from qlts import QLLSTMClassifier
+
+    with pytest.raises(NotFittedError):
+        TextEncoder(max_len=3).get_feature_names_out()
+    encoder = TextEncoder(max_len=3, max_size=5).fit(TEXTS)
+    assert encoder.get_feature_names_out().tolist() == ["textencoder0", "textencoder1", "textencoder2"]
+    frame = TextEncoder(max_len=3, max_size=5).set_output(transform="pandas").fit_transform(TEXTS)
+    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["textencoder0", "textencoder1", "textencoder2"]
+    np.testing.assert_array_equal(frame.to_numpy(), encoder.transform(TEXTS))
+
+    def pipeline():
+        classifier = QLLSTMClassifier(vocab_size=7, hidden_size=4, max_epochs=2, backend="torch", random_state=0)
+        return make_pipeline(TextEncoder(max_len=4, max_size=5), classifier)
+
+    labels = np.arange(len(TEXTS)) % 2
+    as_pandas = pipeline().set_output(transform="pandas").fit(TEXTS, labels)  # raised "set_output is not available"
+    np.testing.assert_array_equal(as_pandas.predict_proba(TEXTS), pipeline().fit(TEXTS, labels).predict_proba(TEXTS))
+
+
 def test_text_encoder_bad_input_names_the_argument():
     with pytest.raises(TypeError, match="X: expected a sequence of strings, got a single str"):
         TextEncoder().fit("one document")

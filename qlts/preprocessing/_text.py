@@ -7,7 +7,7 @@ import re
 from collections import Counter
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_choice, check_int
@@ -186,7 +186,7 @@ def _encode(texts, max_len, truncate, vocab, name="texts"):
     return ids, lengths
 
 
-class TextEncoder(TransformerMixin, BaseEstimator):
+class TextEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Documents to padded token-id sequences: the text step of a ``Pipeline``.
 
     ``fit`` keeps the ``max_size`` most frequent tokens of the training documents (a
@@ -209,6 +209,9 @@ class TextEncoder(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     vocabulary_ : Vocabulary
+
+    ``get_feature_names_out`` names the positions ``textencoder0`` ... so ``set_output(transform="pandas")``
+    works in a pipeline (the classifier reads the DataFrame of ids as it reads the array).
     """
 
     def __init__(self, max_len=1000, max_size=20000, *, min_freq=1, truncate="head"):
@@ -234,6 +237,11 @@ class TextEncoder(TransformerMixin, BaseEstimator):
         """int32 (n, max_len) token ids of the documents X."""
         check_is_fitted(self, "vocabulary_")
         return _encode(X, self.max_len, self.truncate, self.vocabulary_, "X")[0]
+
+    @property
+    def _n_features_out(self):  # one output column per token position; NotFittedError is an AttributeError
+        check_is_fitted(self, "vocabulary_")
+        return self.max_len
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
