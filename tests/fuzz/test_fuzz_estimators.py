@@ -52,7 +52,8 @@ def n_rows(X):
 def estimator_params(draw):
     params = dict(TINY, cell=draw(st.sampled_from(["qllstm", "lstm", "gru", "bilstm"])),
                   pooling=draw(st.sampled_from(["last", "mean", "max"])),
-                  batch_size=draw(st.sampled_from([2, 64])), skip=draw(st.sampled_from([1, 2])))
+                  batch_size=draw(st.sampled_from([2, 64])), skip=draw(st.sampled_from([1, 2])),
+                  bucket_by_length=draw(st.booleans()))
     if draw(st.integers(0, 5)) == 0:
         name, value = draw(st.sampled_from(BAD_PARAMS))
         params[name] = value
