@@ -79,6 +79,24 @@ def test_regressor_resume_after_crash_with_early_stopping(tmp_path, monkeypatch)
     assert [f for f in os.listdir(tmp_path) if not f.endswith(".ckpt")] == []
 
 
+def test_resume_with_length_bucketed_batches(tmp_path, monkeypatch):
+    # the bucketed batches are drawn from the estimator's RNG stream, which the checkpoint carries
+    rng = np.random.default_rng(2)
+    X = [rng.normal(size=(int(T), 2)).astype("float32") for T in rng.integers(2, 20, size=48)]
+    y = np.array([x[:, 0].sum() for x in X])
+    params = dict(hidden_size=8, max_epochs=4, batch_size=8, lr=0.02, random_state=0, bucket_by_length=True)
+    straight = QLLSTMRegressor(**params).fit(X, y)
+    with monkeypatch.context() as m:
+        crash_at_step(m, QLLSTMRegressor, 15)  # 6 batches per epoch: the middle of epoch 3
+        with pytest.raises(Crash):
+            QLLSTMRegressor(**params, checkpoint_dir=tmp_path).fit(X, y)
+    assert _checkpoint_epoch(tmp_path) == 2
+    resumed = QLLSTMRegressor(**params, checkpoint_dir=tmp_path).fit(X, y)
+    for a, b in zip(straight.module_.parameters(), resumed.module_.parameters()):
+        assert torch.equal(a, b)
+    assert np.array_equal(straight.predict(X), resumed.predict(X))
+
+
 def test_finished_fit_reruns_without_training(tmp_path, monkeypatch):
     X, y = _data()
     first = QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).fit(X, y)
