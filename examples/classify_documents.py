@@ -5,9 +5,11 @@ The whole model is one scikit-learn Pipeline: ``TextEncoder`` turns each review 
 cross-validation each fold builds its own and never sees the held-out fold's words), and
 ``QLLSTMClassifier`` embeds the ids and reads them with QL-LSTM. ``GridSearchCV`` picks the skip
 weight ``alpha`` by 3-fold cross-validation on the training reviews, then the best pipeline is
-scored on held-out test reviews.
+scored on held-out test reviews. ``bucket_by_length=True`` trains on batches of reviews of similar
+length, so each batch runs about as many steps as its reviews have tokens rather than as many as
+its longest review (3.5x fewer on IMDB at 1,000 tokens; ``benchmarks/results/bucketing.md``).
 
-A subset keeps this a few minutes on 2 CPU cores: 3,000 training and 3,000 test reviews at 400
+A subset keeps this a few minutes on 2 CPU cores: 3,000 training and 3,000 test reviews at 1,000
 tokens, 3 epochs. The full benchmark (25k/25k reviews at 1,000 tokens, several cells and seeds) is
 ``benchmarks/paper_table.py``.
 
@@ -31,7 +33,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "QLTS_DATA" not in os.environ and SHARED.is_dir():
     os.environ["QLTS_DATA"] = str(SHARED)  # the data sets checked out beside the repository
 
-N_TRAIN, N_TEST, MAX_LEN, MAX_SIZE, MAX_EPOCHS = 3000, 3000, 400, 10000, 3
+N_TRAIN, N_TEST, MAX_LEN, MAX_SIZE, MAX_EPOCHS = 3000, 3000, 1000, 10000, 3
 
 
 def main():
@@ -45,7 +47,7 @@ def main():
     pipe = make_pipeline(
         TextEncoder(max_len=MAX_LEN, max_size=MAX_SIZE),
         QLLSTMClassifier(vocab_size=MAX_SIZE + 2, embedding_dim=64, hidden_size=64, pooling="max", lr=2e-3,
-                         max_epochs=MAX_EPOCHS, random_state=0),
+                         max_epochs=MAX_EPOCHS, bucket_by_length=True, random_state=0),
     )
     search = GridSearchCV(pipe, {"qllstmclassifier__alpha": [0.0, 0.1, 0.3]}, cv=3)
     search.fit(train["text"], train["label"])
