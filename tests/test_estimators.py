@@ -673,6 +673,11 @@ def test_bucket_by_length_trains_on_bucketed_batches_of_the_training_rows_only()
     np.testing.assert_array_equal(est.predict(X), again.predict(X))  # seeded by random_state
 
 
+def test_bucket_by_length_refuses_a_sampler_of_the_users():
+    with pytest.raises(ValueError, match=r"bucket_by_length: expected no iterator_train__drop_last with bucket_by_length=True"):
+        QLLSTMRegressor(**FAST, bucket_by_length=True, iterator_train__drop_last=True).fit(ragged(), np.arange(12.0))
+
+
 def test_bucket_by_length_without_lengths_keeps_the_plain_loader():
     X = sequences()
     est = QLLSTMClassifier(**FAST, bucket_by_length=True).fit(X, labels(X))

@@ -317,6 +317,11 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
         if lengths is None:
             return super().get_iterator(dataset, training=training)
         kwargs = self.get_params_for("iterator_train")
+        clash = sorted({"sampler", "batch_sampler", "drop_last"} & set(kwargs))
+        if clash:
+            given = ", ".join(f"iterator_train__{name}" for name in clash)
+            raise ValueError(f"bucket_by_length: expected no {given} with bucket_by_length=True (the length "
+                             f"buckets are the batch sampler), got both")
         kwargs.pop("shuffle", None)  # the sampler shuffles
         batch_size = kwargs.pop("batch_size", self.batch_size)
         batch_size = len(dataset) if batch_size == -1 else batch_size
