@@ -674,7 +674,8 @@ def test_bucket_by_length_trains_on_bucketed_batches_of_the_training_rows_only()
 
 
 def test_bucket_by_length_refuses_a_sampler_of_the_users():
-    with pytest.raises(ValueError, match=r"bucket_by_length: expected no iterator_train__drop_last with bucket_by_length=True"):
+    message = r"bucket_by_length: expected no iterator_train__drop_last with bucket_by_length=True"
+    with pytest.raises(ValueError, match=message):
         QLLSTMRegressor(**FAST, bucket_by_length=True, iterator_train__drop_last=True).fit(ragged(), np.arange(12.0))
 
 
