@@ -62,19 +62,28 @@ def crash_at_step(monkeypatch, cls, step):
     monkeypatch.setattr(cls, "train_step", train_step)
 
 
-def test_regressor_resume_after_crash_with_early_stopping(tmp_path, monkeypatch):
-    X, y = _data()
-    straight = QLLSTMRegressor(**REG).fit(X, y)
-    assert len(straight.history) == 4  # stopped early (see REG)
+def crash_then_resume(monkeypatch, tmp_path, params, X, y, step):
+    """Fit uninterrupted; fit again with a checkpoint directory, crashing at optimizer step ``step``
+    (in epoch 3); fit a third time to resume. Checks that the resumed fit ends bit for bit where
+    the uninterrupted one ended, and returns both."""
+    straight = QLLSTMRegressor(**params).fit(X, y)
     with monkeypatch.context() as m:
-        crash_at_step(m, QLLSTMRegressor, 7)  # 3 batches per epoch: the middle of epoch 3
+        crash_at_step(m, QLLSTMRegressor, step)
         with pytest.raises(Crash):
-            QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).fit(X, y)
+            QLLSTMRegressor(**params, checkpoint_dir=tmp_path).fit(X, y)
     assert _checkpoint_epoch(tmp_path) == 2
-    resumed = QLLSTMRegressor(**REG, checkpoint_dir=tmp_path).fit(X, y)
+    resumed = QLLSTMRegressor(**params, checkpoint_dir=tmp_path).fit(X, y)
     for a, b in zip(straight.module_.parameters(), resumed.module_.parameters()):
         assert torch.equal(a, b)
     assert np.array_equal(straight.predict(X), resumed.predict(X))
+    return straight, resumed
+
+
+def test_regressor_resume_after_crash_with_early_stopping(tmp_path, monkeypatch):
+    X, y = _data()
+    # 3 batches per epoch: step 7 is the middle of epoch 3
+    straight, resumed = crash_then_resume(monkeypatch, tmp_path, REG, X, y, step=7)
+    assert len(straight.history) == 4  # stopped early (see REG)
     assert resumed.history[:, "valid_loss"] == straight.history[:, "valid_loss"]
     assert [f for f in os.listdir(tmp_path) if not f.endswith(".ckpt")] == []
 
@@ -85,16 +94,7 @@ def test_resume_with_length_bucketed_batches(tmp_path, monkeypatch):
     X = [rng.normal(size=(int(T), 2)).astype("float32") for T in rng.integers(2, 20, size=48)]
     y = np.array([x[:, 0].sum() for x in X])
     params = dict(hidden_size=8, max_epochs=4, batch_size=8, lr=0.02, random_state=0, bucket_by_length=True)
-    straight = QLLSTMRegressor(**params).fit(X, y)
-    with monkeypatch.context() as m:
-        crash_at_step(m, QLLSTMRegressor, 15)  # 6 batches per epoch: the middle of epoch 3
-        with pytest.raises(Crash):
-            QLLSTMRegressor(**params, checkpoint_dir=tmp_path).fit(X, y)
-    assert _checkpoint_epoch(tmp_path) == 2
-    resumed = QLLSTMRegressor(**params, checkpoint_dir=tmp_path).fit(X, y)
-    for a, b in zip(straight.module_.parameters(), resumed.module_.parameters()):
-        assert torch.equal(a, b)
-    assert np.array_equal(straight.predict(X), resumed.predict(X))
+    crash_then_resume(monkeypatch, tmp_path, params, X, y, step=15)  # 6 batches per epoch: mid epoch 3
 
 
 def test_finished_fit_reruns_without_training(tmp_path, monkeypatch):
