@@ -120,7 +120,8 @@ def summarise(runs, steps, args):
                 "median_epoch_s": statistics.median(s for r in mine for s in r["epoch_seconds"]),
                 "epoch_time_ratio_to_plain": statistics.median(x for r in mine for x in r["ratio_to_plain"]),
                 "accuracy_mean": statistics.mean(acc), "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-                "seeds": len(mine), "accuracy_by_seed": " ".join(f"{a:.2f}" for a in acc),
+                "accuracy": _common.mean_std(acc), "seeds": len(mine),
+                "accuracy_by_seed": " ".join(f"{a:.2f}" for a in acc),
                 "best_epochs": " ".join(str(r["best_epoch"]) for r in mine),
             })
     return rows
@@ -131,9 +132,8 @@ def report(rows, args, device, wall):
         ["model", "batches", "steps per batch", "s / epoch", "epoch time / plain", "test accuracy %", "by seed",
          "best epochs"],
         [[r["model"], r["mode"], f"{r['steps_per_batch']:.0f}", f"{r['median_epoch_s']:.1f}",
-          f"{r['epoch_time_ratio_to_plain']:.3f}",
-          f"{r['accuracy_mean']:.2f}" + (f" ± {r['accuracy_std']:.2f}" if r["seeds"] > 1 else ""),
-          r["accuracy_by_seed"], r["best_epochs"]] for r in rows])
+          f"{r['epoch_time_ratio_to_plain']:.3f}", r["accuracy"], r["accuracy_by_seed"], r["best_epochs"]]
+         for r in rows])
     return f"""# Length bucketing: epoch time and accuracy
 
 Command: `{_common.command_line("bucketing.py", None)}`  
