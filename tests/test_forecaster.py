@@ -1,4 +1,6 @@
 """QLLSTMForecaster and its SegRNN network: shapes, indexes, quantiles, learning, reproducibility, bad input."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -166,12 +168,34 @@ def test_nan_policies_and_no_mutation():
         QLLSTMForecaster(48, 12, nan_policy="drop", **TINY).fit(late).predict()
 
 
+def test_trading_days_get_the_business_day_hint_and_it_works():
+    """Daily closes skip weekends and holidays: the error says to put them on 'B', and after
+    ``asfreq('B')`` the holidays are NaN, interpolated, and the forecast runs on business days."""
+    days = pd.bdate_range("2024-01-01", periods=120).delete([10, 55])  # two holidays
+    closes = pd.Series(100 + np.cumsum(np.random.default_rng(0).standard_normal(len(days))), index=days)
+    with pytest.raises(ValueError, match=r"y: expected a regular DatetimeIndex .* with y.asfreq\('B'\)"):
+        QLLSTMForecaster(24, 5, **TINY).fit(closes)
+    forecast = QLLSTMForecaster(24, 5, **TINY).fit(closes.asfreq("B")).predict()
+    assert list(forecast.index) == list(pd.bdate_range(days[-1], periods=6)[1:])
+
+
+def test_an_index_without_a_freq_attribute_gives_no_warning():
+    """A series read from a file has freq None; inferring it must not raise pandas' FutureWarnings."""
+    y = seasonal_frame(120)
+    y.index = pd.DatetimeIndex(list(y.index))
+    assert y.index.freq is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        forecast = QLLSTMForecaster(24, 6, **TINY).fit(y).predict()
+    assert forecast.index[0] == y.index[-1] + pd.Timedelta(hours=1)
+
+
 def test_bad_input():
     y = seasonal_frame(100)
     with pytest.raises(ValueError, match=r"y: expected at least lookback \+ horizon = 96 \+ 24 = 120 rows, got 100"):
         QLLSTMForecaster(96, 24, **TINY).fit(y)
     irregular = y.drop(y.index[[10, 11, 40]])
-    with pytest.raises(ValueError, match="y: expected a regular DatetimeIndex"):
+    with pytest.raises(ValueError, match=r"y: expected a regular DatetimeIndex .* with y.asfreq\('h'\)"):
         QLLSTMForecaster(24, 6, **TINY).fit(irregular)
     dup = y.copy()
     dup.index = dup.index[:50].append(dup.index[49:99])

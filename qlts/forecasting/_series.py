@@ -42,6 +42,26 @@ def as_frame(y, name="y", *, columns=None):
     return frame
 
 
+def inferred_freq(index):
+    """The DateOffset a DatetimeIndex keeps (None for fewer than 3 stamps or irregular steps).
+    Not ``pd.infer_freq``: pandas 3 warns on every call that its return type will change."""
+    return pd.DatetimeIndex(index, freq="infer").freq
+
+
+def _asfreq_hint(index, steps, name):
+    """How to put ``index`` on one frequency: trading days (weekdays, holidays missing) on 'B'; steps
+    that are all multiples of the most common one on that; else the general advice."""
+    common = steps[0]
+    if common == pd.Timedelta(days=1) and (index.day_of_week < 5).all():
+        freq = "'B'"
+    elif all(step % common == pd.Timedelta(0) for step in steps):
+        freq = repr(inferred_freq(index[0] + common * np.arange(3)).freqstr)
+    else:
+        freq = "freq"
+    return (f"Put it on one frequency first with {name}.asfreq({freq}): the missing steps become NaN, "
+            "which nan_policy fills or drops")
+
+
 def check_index(index, name="y"):
     """A DatetimeIndex with an inferable frequency, or an integer index with a constant step."""
     if index.has_duplicates:
@@ -50,10 +70,10 @@ def check_index(index, name="y"):
     if isinstance(index, pd.DatetimeIndex):
         if not index.is_monotonic_increasing:
             raise ValueError(f"{name}: expected an increasing DatetimeIndex, got an unsorted one")
-        if len(index) >= 3 and index.freq is None and pd.infer_freq(index) is None:
+        if len(index) >= 3 and index.freq is None and inferred_freq(index) is None:
             steps = pd.Series(index[1:] - index[:-1]).value_counts()
             raise ValueError(f"{name}: expected a regular DatetimeIndex (one frequency), got irregular steps "
-                             f"{', '.join(str(s) for s in steps.index[:3])}")
+                             f"{', '.join(str(s) for s in steps.index[:3])}. {_asfreq_hint(index, steps.index, name)}")
         return
     if not pd.api.types.is_integer_dtype(index):
         raise TypeError(f"{name}: expected a DatetimeIndex or an integer/RangeIndex, got {type(index).__name__} "
@@ -67,7 +87,7 @@ def check_index(index, name="y"):
 def index_step(index):
     """The frequency (DateOffset) of a DatetimeIndex, or the integer step of an integer index."""
     if isinstance(index, pd.DatetimeIndex):
-        freq = index.freq or (pd.infer_freq(index) if len(index) >= 3 else None)
+        freq = index.freq or inferred_freq(index)
         if freq is None:
             if len(index) < 2:
                 raise ValueError("y: expected at least 2 timestamps to infer the frequency, got 1")
