@@ -103,3 +103,44 @@ def test_unreadable_file_or_time_column_names_the_argument(tmp_path):
     dates.write_text("date,v\nnotadate,1\nx,2\n")
     with pytest.raises(ValueError, match=r"--time-col: expected timestamps in column 'date' of .*dates.csv'"):
         read_table(str(dates))
+
+
+@pytest.fixture()
+def trading_days_csv(tmp_path):
+    """Daily closes on weekdays with two holidays missing, newest first (as some exports write them)."""
+    days = pd.bdate_range("2024-01-01", periods=80).delete([20, 50])
+    closes = 100 + np.cumsum(np.random.default_rng(0).standard_normal(len(days)))
+    path = tmp_path / "closes.csv"
+    pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "close": closes}).iloc[::-1].to_csv(path, index=False)
+    return path, days
+
+
+def test_trading_days_need_freq_and_forecast_business_days_with_it(trading_days_csv, tmp_path):
+    path, days = trading_days_csv
+    run = qlts("forecast", path, "--target", "close", *FAST, "--out", tmp_path / "o")
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "--freq: the timestamps in column 'date' are irregular" in run.stderr and "pass --freq B" in run.stderr
+    run = qlts("forecast", path, "--target", "close", *FAST, "--freq", "B", "--out", tmp_path / "o")
+    assert run.returncode == 0, run.stderr
+    forecast = pd.read_csv(tmp_path / "o" / "forecast.csv", index_col=0, parse_dates=True)
+    assert list(forecast.index) == list(pd.bdate_range(days[-1], periods=7)[1:])
+
+
+def test_read_table_sorts_by_time_and_puts_rows_on_freq(trading_days_csv):
+    from qlts.forecasting.cli import read_table
+
+    path, days = trading_days_csv
+    frame = read_table(str(path), freq="B")
+    pd.testing.assert_index_equal(frame.index, pd.bdate_range(days[0], days[-1], name="date"), check_freq=False)
+    assert frame["close"].isna().sum() == 2  # the two holidays, interpolated later by nan_policy
+    on_days = frame.loc[days, "close"].to_numpy()
+    expected = pd.read_csv(path).set_index("date")["close"].iloc[::-1].to_numpy()  # the file is newest first
+    np.testing.assert_array_equal(on_days, expected)
+    with pytest.raises(ValueError, match=r"--freq: expected a pandas frequency such as B, D, h or 15min, got 'XYZ'"):
+        read_table(str(path), freq="XYZ")
+    with pytest.raises(ValueError, match=r"--freq: expected every timestamp in column 'date' on the '2D' grid"):
+        read_table(str(path), freq="2D")  # rows off the grid would be dropped silently by asfreq
+    plain = path.parent / "plain.csv"
+    plain.write_text("v\n1\n2\n3\n")
+    with pytest.raises(ValueError, match=r"--freq: needs a timestamp column \(--time-col\)"):
+        read_table(str(plain), freq="h")

@@ -48,18 +48,22 @@ def inferred_freq(index):
     return pd.DatetimeIndex(index, freq="infer").freq
 
 
-def _asfreq_hint(index, steps, name):
-    """How to put ``index`` on one frequency: trading days (weekdays, holidays missing) on 'B'; steps
-    that are all multiples of the most common one on that; else the general advice."""
+def irregular_steps(index):
+    """The three most common steps of a DatetimeIndex, for error messages."""
+    return ", ".join(str(step) for step in pd.Series(index[1:] - index[:-1]).value_counts().index[:3])
+
+
+def suggested_freq(index):
+    """The frequency an irregular DatetimeIndex most likely means, as a string: 'B' for trading days
+    (daily weekdays, holidays missing), the most common step where every step is a multiple of it,
+    else None."""
+    steps = pd.Series(index[1:] - index[:-1]).value_counts().index
     common = steps[0]
     if common == pd.Timedelta(days=1) and (index.day_of_week < 5).all():
-        freq = "'B'"
-    elif all(step % common == pd.Timedelta(0) for step in steps):
-        freq = repr(inferred_freq(index[0] + common * np.arange(3)).freqstr)
-    else:
-        freq = "freq"
-    return (f"Put it on one frequency first with {name}.asfreq({freq}): the missing steps become NaN, "
-            "which nan_policy fills or drops")
+        return "B"
+    if common > pd.Timedelta(0) and all(step % common == pd.Timedelta(0) for step in steps):
+        return inferred_freq(index[0] + common * np.arange(3)).freqstr
+    return None
 
 
 def check_index(index, name="y"):
@@ -71,9 +75,11 @@ def check_index(index, name="y"):
         if not index.is_monotonic_increasing:
             raise ValueError(f"{name}: expected an increasing DatetimeIndex, got an unsorted one")
         if len(index) >= 3 and index.freq is None and inferred_freq(index) is None:
-            steps = pd.Series(index[1:] - index[:-1]).value_counts()
+            freq = suggested_freq(index)
             raise ValueError(f"{name}: expected a regular DatetimeIndex (one frequency), got irregular steps "
-                             f"{', '.join(str(s) for s in steps.index[:3])}. {_asfreq_hint(index, steps.index, name)}")
+                             f"{irregular_steps(index)}. Put it on one frequency first with "
+                             f"{name}.asfreq({'freq' if freq is None else repr(freq)}): the missing steps become "
+                             "NaN, which nan_policy fills or drops")
         return
     if not pd.api.types.is_integer_dtype(index):
         raise TypeError(f"{name}: expected a DatetimeIndex or an integer/RangeIndex, got {type(index).__name__} "

@@ -7,13 +7,16 @@ import sys
 import pandas as pd
 
 from ..utils import atomic_write
+from ._series import inferred_freq, irregular_steps, suggested_freq
 
 _TIME_NAMES = ("date", "time", "timestamp", "datetime", "ds")
 
 
-def read_table(path, time_col=None):
+def read_table(path, time_col=None, freq=None):
     """A CSV or Parquet file as a frame indexed by its time column (``time_col``, else a column
-    named date/time/timestamp/datetime/ds, else a RangeIndex)."""
+    named date/time/timestamp/datetime/ds, else a RangeIndex), rows in time order. With ``freq``
+    the rows are put on that frequency (missing steps become NaN rows); without it, irregular
+    timestamps are an error that suggests one."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"PATH: expected an existing CSV or Parquet file, got {path!r}")
     lower = path.lower()
@@ -38,8 +41,35 @@ def read_table(path, time_col=None):
         except (ValueError, TypeError) as exc:
             raise ValueError(f"--time-col: expected timestamps in column {time_col!r} of {path!r}, got values "
                              f"that do not parse ({exc})") from exc
-        frame = frame.set_index(pd.DatetimeIndex(times, name=time_col))
+        frame = frame.set_index(pd.DatetimeIndex(times, name=time_col)).sort_index(kind="stable")
+    if freq is not None:
+        return _on_frequency(frame, freq, time_col)
+    index = frame.index
+    if (isinstance(index, pd.DatetimeIndex) and len(index) >= 3 and index.is_unique
+            and inferred_freq(index) is None):
+        suggestion = suggested_freq(index)
+        raise ValueError(f"--freq: the timestamps in column {time_col!r} are irregular (steps "
+                         f"{irregular_steps(index)}); pass --freq {suggestion or 'FREQ'} to put them on one "
+                         "frequency (missing steps are filled by interpolation)")
     return frame
+
+
+def _on_frequency(frame, freq, time_col):
+    """``frame`` reindexed on the frequency ``freq``; every original row must fall on it."""
+    if time_col is None:
+        raise ValueError(f"--freq: needs a timestamp column (--time-col), got a file without one and --freq {freq}")
+    if not frame.index.is_unique:
+        raise ValueError(f"--freq: expected unique timestamps in column {time_col!r}, got duplicated "
+                         f"{frame.index[frame.index.duplicated()][0]}")
+    try:
+        regular = frame.asfreq(freq)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--freq: expected a pandas frequency such as B, D, h or 15min, got {freq!r} ({exc})") from exc
+    off = ~frame.index.isin(regular.index)
+    if off.any():
+        raise ValueError(f"--freq: expected every timestamp in column {time_col!r} on the {freq!r} grid from "
+                         f"{frame.index[0]}, got {int(off.sum())} off it (first {frame.index[off][0]})")
+    return regular
 
 
 def _targets(frame, targets):
@@ -60,8 +90,7 @@ def _forecaster(args, quantiles=None):
 def _forecast(args):
     from .plot import plot_forecast
 
-    frame = read_table(args.path, args.time_col)
-    y = _targets(frame, args.target)
+    y = _targets(read_table(args.path, args.time_col, args.freq), args.target)
     model = _forecaster(args, args.quantiles or None).fit(y)
     forecast = model.predict()
     table = forecast
@@ -84,7 +113,7 @@ def _backtest(args):
     from ..model_selection import backtest
     from .naive import NaiveForecaster
 
-    y = _targets(read_table(args.path, args.time_col), args.target)
+    y = _targets(read_table(args.path, args.time_col, args.freq), args.target)
     initial = args.initial if args.initial is not None else int(len(y) * 0.7)
     folds = dict(initial=initial, step=args.step or args.horizon, horizon=args.horizon, refit=args.refit,
                  metrics=("mse", "mae", "mase"))
@@ -116,7 +145,10 @@ def _demo(args):
 def _model_arguments(p):
     p.add_argument("path", help="CSV or Parquet file")
     p.add_argument("--target", nargs="+", required=True, help="column(s) to forecast")
-    p.add_argument("--time-col", default=None, help="timestamp column (default: one named date/time/...)")
+    p.add_argument("--time-col", default=None, help="timestamp column (default: one named date/time/...); "
+                   "rows are put in time order")
+    p.add_argument("--freq", default=None, help="put the rows on this pandas frequency first, e.g. B for trading "
+                   "days, h, D, 15min (missing steps are interpolated)")
     p.add_argument("--horizon", type=int, default=24)
     p.add_argument("--lookback", type=int, default=96)
     p.add_argument("--segment-length", type=int, default=24)
