@@ -211,3 +211,13 @@ def test_paper_table_match_params_sizes_qllstm_to_the_lstms_parameters():
     plain = paper_table.parse_args(["--hidden-size", "32", "--embedding-dim", "32"])
     assert paper_table.make_estimator("qllstm", plain, 50, 0, "cpu").hidden_size == 32
     assert "matched" not in paper_table.settings_text(plain)
+
+
+def test_short_series_quick(tmp_path, shared_data_dir):
+    run_quick("short_series.py", tmp_path, shared_data_dir)
+    text = check_markdown(tmp_path / "short_series.md", "short_series.py")
+    rows = {r["budget"]: r for r in read_csv(tmp_path / "short_series.csv")}
+    assert set(rows) == {"30 epochs", "default"} and "| synthetic monthly, 100 | 100 | yes |" in text
+    assert rows["30 epochs"]["max_epochs"] == "30" and float(rows["30 epochs"]["epochs"]) <= 30
+    assert rows["default"]["max_epochs"] == "1000"  # 45 training windows: one batch an epoch
+    assert all(float(r["mse_ratio"]) > 0 for r in rows.values())

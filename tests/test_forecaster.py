@@ -118,6 +118,28 @@ def test_learns_a_seasonal_series_beyond_the_naive_forecast():
     assert model.history_[-1, "valid_loss"] < model.history_[0, "valid_loss"]
 
 
+def test_default_epoch_budget_lets_a_short_series_train():
+    """A 100-month series makes 1 batch an epoch: 30 epochs stopped the default model far from
+    converged (8x the test MSE here). max_epochs=None allows 1,000 steps; early stopping ends it."""
+    t = np.arange(112)
+    y = pd.Series(100 + 2 * t + 30 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 5, 112),
+                  index=pd.date_range("2010-01-01", periods=112, freq="MS"))
+    train, test = y.iloc[:-12], y.iloc[-12:].to_numpy()
+    model = QLLSTMForecaster(24, 12, random_state=0, verbose=0).fit(train)
+    assert model.max_epochs_ == 1000  # 80 training rows, 45 windows: 1 batch of 64 an epoch
+    assert 30 < len(model.history_) < model.max_epochs_  # early stopping ended it, after the old cap of 30
+    capped = QLLSTMForecaster(24, 12, max_epochs=30, random_state=0, verbose=0).fit(train)
+    assert capped.max_epochs_ == 30 and len(capped.history_) == 30
+    error = ((model.predict().to_numpy()[:, 0] - test) ** 2).mean()
+    assert error < 0.5 * ((capped.predict().to_numpy()[:, 0] - test) ** 2).mean()
+
+
+def test_default_epoch_budget_is_30_where_that_makes_1000_steps():
+    model = QLLSTMForecaster(batch_size=64)
+    assert model._epoch_budget(34 * 64) == 30 and model._epoch_budget(64) == 1000 and model._epoch_budget(65) == 500
+    assert QLLSTMForecaster(max_epochs=7)._epoch_budget(64) == 7
+
+
 def test_reproducible_and_clonable():
     y = seasonal_frame(200)
     before = torch.random.get_rng_state()

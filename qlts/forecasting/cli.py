@@ -154,7 +154,8 @@ def _model_arguments(p):
     p.add_argument("--segment-length", type=int, default=24)
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--cell", default="qllstm", choices=("qllstm", "lstm", "gru"))
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 30, more on a short series, "
+                   "enough for 1,000 optimizer steps; early stopping usually ends sooner)")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seed", type=int, default=0)
 

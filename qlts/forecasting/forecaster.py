@@ -71,6 +71,8 @@ class _ForecastNet(GuardedNetMixin, NeuralNetRegressor):
         self.on_nan = on_nan
 
 
+DEFAULT_EPOCHS = 30
+MIN_TRAINING_STEPS = 1000  # short series: 1-2 batches an epoch would stop 30 epochs far from converged
 FORMAT = "qlts.forecaster"
 FORMAT_VERSION = 1
 
@@ -109,9 +111,14 @@ class QLLSTMForecaster(BaseEstimator):
         (``norm="last"``), and training moves away from it only as far as the data pays.
     loss : "mse" or "mae"
         Point-forecast training loss (ignored with quantiles).
-    dropout, lr, lr_decay, max_epochs, batch_size, weight_decay
+    dropout, lr, lr_decay, batch_size, weight_decay
         Training (Adam). ``lr_decay`` multiplies the learning rate after every epoch;
         ``batch_size`` counts windows.
+    max_epochs : int or None
+        At most this many epochs. None (default): 30, or on a short series as many as make
+        ``MIN_TRAINING_STEPS`` (1,000) optimizer steps, since a 100-row series gives only
+        1-2 batches an epoch; early stopping usually ends the fit sooner. The number used
+        is ``max_epochs_``.
     patience, validation_fraction
         Early stopping on the last ``validation_fraction`` of the series (time-ordered; its
         windows never overlap training targets); the best epoch's weights are kept.
@@ -140,13 +147,14 @@ class QLLSTMForecaster(BaseEstimator):
     tensors, the rest as JSON, read back with ``weights_only=True``).
 
     Attributes (after ``fit``): ``net_`` (the skorch net), ``module_``, ``columns_``,
-    ``covariate_columns_``, ``parameter_counts_`` ({"recurrent", "total"}), ``history_``.
+    ``covariate_columns_``, ``parameter_counts_`` ({"recurrent", "total"}), ``history_``,
+    ``max_epochs_`` (the epoch budget used).
     """
 
     def __init__(self, lookback=96, horizon=24, *, segment_length=24, hidden_size=256, cell="qllstm", alpha=0.1,
                  skip=1, skip_mode="convex", learn_alpha=False, backend="auto", norm="last", affine=False,
                  channel_independent=True, quantiles=None, zero_head=False, loss="mae", dropout=0.5, lr=3e-4,
-                 lr_decay=1.0, max_epochs=30, batch_size=64, weight_decay=0.0, patience=5, validation_fraction=0.2,
+                 lr_decay=1.0, max_epochs=None, batch_size=64, weight_decay=0.0, patience=5, validation_fraction=0.2,
                  nan_policy="interpolate", device="auto", random_state=None, verbose=1, on_nan="raise",
                  checkpoint_dir=None):
         self.lookback = lookback
@@ -194,7 +202,8 @@ class QLLSTMForecaster(BaseEstimator):
         check_float("lr", self.lr, low=0.0, high=np.inf, low_open=True, high_open=True)
         check_float("lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
         check_float("weight_decay", self.weight_decay, low=0.0, high=np.inf, high_open=True)
-        check_int("max_epochs", self.max_epochs, min_value=1)
+        if self.max_epochs is not None:
+            check_int("max_epochs", self.max_epochs, min_value=1)
         check_int("batch_size", self.batch_size, min_value=1)
         check_int("patience", self.patience, min_value=1)
         check_float("validation_fraction", self.validation_fraction, low=0.0, high=1.0, high_open=True)
@@ -231,11 +240,6 @@ class QLLSTMForecaster(BaseEstimator):
         values = frame.to_numpy() if cov is None else np.hstack([frame.to_numpy(), cov.to_numpy()])
         n_val = int(round(self.validation_fraction * len(frame)))
         use_val = n_val >= H and len(frame) - n_val >= need
-        if self.validation_fraction > 0 and not use_val:
-            warnings.warn(f"y: {len(frame)} rows are too few for a validation tail of validation_fraction="
-                          f"{self.validation_fraction} (needs >= horizon={H} rows and leaves lookback + horizon = "
-                          f"{need} for training); training {self.max_epochs} epochs without early stopping",
-                          UserWarning, stacklevel=2)
         train_end = len(frame) - n_val if use_val else len(frame)
         # z-scores on the training rows only, so the validation tail never leaks into the scaling
         self.mean_ = np.nanmean(values[:train_end], axis=0)
@@ -252,6 +256,12 @@ class QLLSTMForecaster(BaseEstimator):
         if len(Xw) == 0:
             raise ValueError(f"y: no complete training window of lookback + horizon = {need} rows without NaN "
                              f"(nan_policy={self.nan_policy!r})")
+        self.max_epochs_ = self._epoch_budget(len(Xw))
+        if self.validation_fraction > 0 and not use_val:
+            warnings.warn(f"y: {len(frame)} rows are too few for a validation tail of validation_fraction="
+                          f"{self.validation_fraction} (needs >= horizon={H} rows and leaves lookback + horizon = "
+                          f"{need} for training); training {self.max_epochs_} epochs without early stopping",
+                          UserWarning, stacklevel=2)
         valid = None
         if use_val:
             Xv, yv = make_windows(z[train_end - L:], L, H, target=list(range(k)))[:2]
@@ -264,10 +274,17 @@ class QLLSTMForecaster(BaseEstimator):
             if self.checkpoint_dir is not None:
                 fp = fingerprint(self.get_params(), Xw, yw, *((valid.X, valid.y) if valid is not None else ()))
                 path = checkpoint_path(self.checkpoint_dir, type(self).__name__, fp)
-                fit_params["epochs"] = self.net_.training_guard_.resume(path, fp, self.max_epochs)
+                fit_params["epochs"] = self.net_.training_guard_.resume(path, fp, self.max_epochs_)
             self.net_.partial_fit(Xw, yw, **fit_params)
         self._set_fitted(levels, frame, cov)
         return self
+
+    def _epoch_budget(self, n_windows):
+        """``max_epochs``, or for None: 30 epochs, more where that is under MIN_TRAINING_STEPS steps."""
+        if self.max_epochs is not None:
+            return self.max_epochs
+        batches = -(-n_windows // self.batch_size)
+        return max(DEFAULT_EPOCHS, -(-MIN_TRAINING_STEPS // batches))
 
     def _make_net(self, k, n_covariates, levels, valid):
         """The (uninitialised) skorch net for k targets and n_covariates covariates."""
@@ -288,7 +305,7 @@ class QLLSTMForecaster(BaseEstimator):
             module__skip_mode=self.skip_mode, module__learn_alpha=self.learn_alpha, module__backend=self.backend,
             criterion=criterion, **({"criterion__quantiles": levels} if levels else {}),
             optimizer=torch.optim.Adam, optimizer__weight_decay=self.weight_decay, lr=self.lr,
-            max_epochs=self.max_epochs, batch_size=self.batch_size, iterator_train__shuffle=True,
+            max_epochs=self.max_epochs_, batch_size=self.batch_size, iterator_train__shuffle=True,
             train_split=predefined_split(valid) if valid is not None else None, callbacks=callbacks,
             device=resolve_device(self.device), verbose=0, on_nan=self.on_nan)
 
@@ -427,7 +444,8 @@ class QLLSTMForecaster(BaseEstimator):
         given = self.get_params()
         params = {name: _persist.jsonable(name, value) for name, value in given.items()}
         fitted = {"columns": self.columns_, "covariate_columns": self.covariate_columns_,
-                  "quantile_levels": self.quantile_levels_, "history": self.history_.to_list()}
+                  "quantile_levels": self.quantile_levels_, "history": self.history_.to_list(),
+                  "max_epochs": self.max_epochs_}
         for name in ("columns", "covariate_columns"):
             if fitted[name] is not None and json.loads(json.dumps(fitted[name])) != fitted[name]:
                 raise ValueError(f"save: expected column labels that are str or int, got {fitted[name]!r}")
@@ -453,6 +471,8 @@ class QLLSTMForecaster(BaseEstimator):
                   for name, f in payload["frames"].items()}
         est.mean_, est.scale_ = payload["mean"].numpy(), payload["scale"].numpy()
         n_covariates = len(fitted["covariate_columns"] or [])
+        # files saved before max_epochs_ existed lack it
+        est.max_epochs_ = fitted.get("max_epochs", max(1, len(fitted["history"])))
         est.net_ = est._make_net(len(fitted["columns"]), n_covariates, levels, valid=None)
         with torch.random.fork_rng(devices=[]):  # the random init is overwritten: keep the caller's RNG
             est.net_.initialize()
