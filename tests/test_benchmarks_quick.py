@@ -217,7 +217,7 @@ def test_short_series_quick(tmp_path, shared_data_dir):
     run_quick("short_series.py", tmp_path, shared_data_dir)
     text = check_markdown(tmp_path / "short_series.md", "short_series.py")
     rows = {r["budget"]: r for r in read_csv(tmp_path / "short_series.csv")}
-    assert set(rows) == {"30 epochs", "default"} and "| synthetic monthly, 100 | 100 | yes |" in text
+    assert set(rows) == {"30 epochs", "default"} and "| synthetic monthly, 100 | 100 | all |" in text
     assert rows["30 epochs"]["max_epochs"] == "30" and float(rows["30 epochs"]["epochs"]) <= 30
     assert rows["default"]["max_epochs"] == "1000"  # 45 training windows: one batch an epoch
     assert all(float(r["mse_ratio"]) > 0 for r in rows.values())
