@@ -253,7 +253,6 @@ def launch_override(override):
 
 
 def build(kind, size, device, dtype):
-    import torch
     from torch import nn
 
     from qlts.nn import QLLSTM

@@ -306,7 +306,7 @@ def report(rows, runs, repeats, args, command, env, seconds):
         "the median, over epochs and seeds, of each model's epoch time divided by the LSTM's epoch in the same "
         "round (models train one epoch each in turn).", "",
         table, "",
-        *([f"Not counted above (a seed already in the table, trained again as another run's LSTM baseline): "
+        *(["Not counted above (a seed already in the table, trained again as another run's LSTM baseline): "
            + "; ".join(f"{LABELS[r['model']]} seed {r['seed']} at {r['max_len']} tokens, {r['test_accuracy']:.2f}% "
                        f"(`{r['command']}`)" for r in repeats) + ".", ""] if repeats else []),
         "## Targets (issue 8)", "", *targets(rows, args),

@@ -39,7 +39,7 @@ from _common import RESULTS_DIR, command_line, environment, md_table, write_resu
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from _kill_resume import MAX_EPOCHS, trial  # noqa: E402  (the same trial the CI test runs)
 
-from qlts import QLLSTMClassifier, QLLSTMForecaster, QLLSTMRegressor  # noqa: E402
+from qlts import QLLSTMClassifier, QLLSTMForecaster  # noqa: E402
 from qlts.estimators import _persist  # noqa: E402
 
 KINDS = ("classifier", "regressor", "forecaster")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from qlts.preprocessing import SequenceScaler, TextEncoder, Vocabulary, make_windows
 
-from ._fuzz import (Documented, all_finite, arrays, assert_unchanged, documented_errors, fuzz_settings, has_nan,
+from ._fuzz import (Documented, all_finite, arrays, assert_unchanged, documented_errors, fuzz_settings,
                     series_inputs, snapshot, to_float)
 
 WINDOW_ARGS = {"data", "lookback", "horizon", "stride", "target", "past_covariates", "future_covariates",
