@@ -94,7 +94,7 @@ def run_one(args, dataset, horizon, seed, cell, splits):
             "naive_mse": float(((naive - y_test) ** 2).mean()), "naive_mae": float(np.abs(naive - y_test).mean()),
             "recurrent_params": model.parameter_counts_["recurrent"], "total_params": model.parameter_counts_["total"],
             "hidden_size": args.hidden_size, "segment_length": args.segment_length, "loss": args.loss,
-            "lr": args.lr, "dropout": args.dropout, "norm": args.norm, "alpha": args.alpha,
+            "lr": model.lr_, "dropout": args.dropout, "norm": args.norm, "alpha": args.alpha,
             "zero_head": args.zero_head, "lr_decay": args.lr_decay, "weight_decay": args.weight_decay,
             "max_epochs": args.max_epochs, "patience": args.patience, "batch_size": args.batch_size,
             "epochs_run": len(history), "best_epoch": int(np.argmin(history[:, "valid_loss"])) + 1,
@@ -176,7 +176,8 @@ def main(argv=None):
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--segment-length", type=int, default=24)
     p.add_argument("--loss", default="mae")
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=None,
+                   help="default: the forecaster's (3e-4; 1e-4 for qllstm at H >= 336)")
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--norm", default="last")
     p.add_argument("--alpha", type=float, default=0.1)

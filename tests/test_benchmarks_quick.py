@@ -1,4 +1,5 @@
-"""The --quick modes of benchmarks/paper_table.py, bucketing.py, sequences.py and ablation.py run end to end
+"""The --quick modes of benchmarks/paper_table.py, bucketing.py, sequences.py, ablation.py, short_series.py
+and forecasting.py run end to end
 (in a subprocess, as a user runs them) and write results files with the expected rows."""
 from __future__ import annotations
 
@@ -221,3 +222,19 @@ def test_short_series_quick(tmp_path, shared_data_dir):
     assert rows["30 epochs"]["max_epochs"] == "30" and float(rows["30 epochs"]["epochs"]) <= 30
     assert rows["default"]["max_epochs"] == "1000"  # 45 training windows: one batch an epoch
     assert all(float(r["mse_ratio"]) > 0 for r in rows.values())
+
+
+def test_forecasting_quick(tmp_path, shared_data_dir):
+    """Issue 7's CI mode: ETTh1 H=96, QL-LSTM and GRU in the SegRNN network, 2 epochs of a small model."""
+    run_quick("forecasting.py", tmp_path, shared_data_dir)
+    text = (tmp_path / "forecasting.md").read_text()
+    assert f"`python benchmarks/forecasting.py --quick --out {tmp_path}`" in text
+    assert (tmp_path / "forecasting.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = {r["cell"]: r for r in read_csv(tmp_path / "forecasting.csv")}
+    assert set(rows) == {"qllstm", "gru"}
+    d = h = 32  # d_model feeds the cell: QL-LSTM 2H(d+H)+7H, nn.GRU 3H(d+H)+6H
+    assert int(rows["qllstm"]["recurrent_params"]) == 2 * h * (d + h) + 7 * h
+    assert int(rows["gru"]["recurrent_params"]) == 3 * h * (d + h) + 6 * h
+    for r in rows.values():
+        assert r["dataset"] == "etth1" and r["horizon"] == "96" and float(r["lr"]) == 3e-4
+        assert 0 < float(r["mse"]) and 0 < float(r["naive_mse"]) and int(r["epochs_run"]) <= 2
