@@ -73,7 +73,7 @@ class _ForecastNet(GuardedNetMixin, NeuralNetRegressor):
 
 DEFAULT_EPOCHS = 30
 DEFAULT_LR = 3e-4
-LONG_HORIZON = 336  # from here QL-LSTM defaults to lr 1e-4 (see the lr parameter)
+LONG_HORIZON = 336  # from here QL-LSTM defaults to lr 1e-4 (the lr parameter says why)
 MIN_TRAINING_STEPS = 1000  # short series: 1-2 batches an epoch would stop 30 epochs far from converged
 FORMAT = "qlts.forecaster"
 FORMAT_VERSION = 1
@@ -119,9 +119,9 @@ class QLLSTMForecaster(BaseEstimator):
         ``batch_size`` counts windows.
     lr : float or None
         Adam's learning rate. None (default): 3e-4, but 1e-4 for ``cell="qllstm"`` at horizons
-        of ``LONG_HORIZON`` (336) and more: there QL-LSTM at 3e-4 peaks within 2-5 epochs and
-        1e-4 scored lower MSE in all six paired runs (ETTh1 336 and 720, ETTh2 336), while at
-        96 and 192 it did not, nor did it help the LSTM and GRU at 336. The rate used is ``lr_``.
+        of ``LONG_HORIZON`` (336) and more, where it gave QL-LSTM a lower MSE than 3e-4 in every
+        paired run (ETTh1 336 and 720, ETTh2 336; benchmarks/results/forecasting.md); at 96 and
+        192 it did not, nor did it help the LSTM and GRU at 336. The rate used is ``lr_``.
     max_epochs : int or None
         At most this many epochs. None (default): 30, or on a short series as many as make
         ``MIN_TRAINING_STEPS`` (1,000) optimizer steps, since a 100-row series gives only
