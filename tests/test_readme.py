@@ -17,6 +17,7 @@ from conftest import REPO_ROOT
 
 BLOCKS = re.findall(r"```python\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.S)
 ELSEWHERE = ("LocalCluster", "Accelerator")  # tested in test_scaling_dask.py / test_scaling_ddp.py
+RUN = [i for i, block in enumerate(BLOCKS, 1) if not any(word in block for word in ELSEWHERE)]
 
 
 def names():
@@ -34,20 +35,19 @@ def test_the_readme_has_the_blocks_this_file_runs():
     assert sum(any(word in block for word in ELSEWHERE) for block in BLOCKS) == 2
 
 
-@pytest.mark.parametrize("number", [i for i, block in enumerate(BLOCKS, 1)
-                                    if not any(word in block for word in ELSEWHERE)])
-def test_readme_block_runs(number, tmp_path, monkeypatch, shared_data_dir):
+@pytest.mark.parametrize("number", RUN)
+def test_readme_block_runs(number, tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)  # blocks write model.pt, ckpt/ and read stream.npy
     np.save("stream.npy", np.random.default_rng(1).standard_normal((3000, 3)).astype("float32"))
     source = BLOCKS[number - 1]
-    if "load_ett(" in source:
-        monkeypatch.setenv("QLTS_DATA", str(shared_data_dir))
+    if "load_ett(" in source:  # only this block needs the real data
+        monkeypatch.setenv("QLTS_DATA", str(request.getfixturevalue("shared_data_dir")))
         ett = qlts.datasets.load_ett
         monkeypatch.setattr(qlts.datasets, "load_ett", lambda name: ett(name).iloc[-600:])
         monkeypatch.setattr(qlts, "QLLSTMForecaster",
                             functools.partial(qlts.QLLSTMForecaster, max_epochs=1, hidden_size=8, verbose=0))
     namespace = names()
-    imports = [line for block in BLOCKS[:number - 1] for line in block.splitlines()
+    imports = [line for i in RUN if i < number for line in BLOCKS[i - 1].splitlines()
                if line.startswith(("import ", "from "))]
     exec("\n".join(imports), namespace)
     exec(compile(source, f"README.md python block {number}", "exec"), namespace)
