@@ -120,8 +120,9 @@ class QLLSTMForecaster(BaseEstimator):
     lr : float or None
         Adam's learning rate. None (default): 3e-4, but 1e-4 for ``cell="qllstm"`` at horizons
         of ``LONG_HORIZON`` (336) and more, where it gave QL-LSTM a lower MSE than 3e-4 in every
-        paired run (ETTh1 336 and 720, ETTh2 336; benchmarks/results/forecasting.md); at 96 and
-        192 it did not, nor did it help the LSTM and GRU at 336. The rate used is ``lr_``.
+        paired run on ETTh1 (336, 720) and ETTh2 (336) (benchmarks/results/forecasting.md; on
+        Exchange, which no model forecasts better than naive, no effect); at 96 and 192 it did not,
+        nor did it help the LSTM and GRU at 336. The rate used is ``lr_``.
     max_epochs : int or None
         At most this many epochs. None (default): 30, or on a short series as many as make
         ``MIN_TRAINING_STEPS`` (1,000) optimizer steps, since a 100-row series gives only
