@@ -80,13 +80,15 @@ def parse_args(argv):
 def run_series(name, y, lookback, horizon, segment, seed, args):
     """One row per budget: the MSE ratio to naive over the origins, and the epochs run."""
     y = y.interpolate().dropna()
+    splits = []  # (train, test, naive forecast) per origin, shared by both budgets
+    for origin in range(args.origins):
+        end = len(y) - origin * horizon
+        train, test = y.iloc[:end - horizon], y.iloc[end - horizon:end].to_numpy()
+        splits.append((train, test, NaiveForecaster(horizon=horizon).fit(train).predict().to_numpy()[:, 0]))
     rows = []
     for label, max_epochs in BUDGETS.items():
         ratios, epochs, budgets, validated, start = [], [], [], 0, time.perf_counter()
-        for origin in range(args.origins):
-            end = len(y) - origin * horizon
-            train, test = y.iloc[:end - horizon], y.iloc[end - horizon:end].to_numpy()
-            naive = NaiveForecaster(horizon=horizon).fit(train).predict().to_numpy()[:, 0]
+        for train, test, naive in splits:
             model = QLLSTMForecaster(lookback, horizon, segment_length=segment, hidden_size=args.hidden_size,
                                      max_epochs=max_epochs, device=args.device, random_state=seed, verbose=0)
             with warnings.catch_warnings():  # the shortest series have no validation tail; said in the table

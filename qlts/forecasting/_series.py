@@ -48,6 +48,11 @@ def inferred_freq(index):
     return pd.DatetimeIndex(index, freq="infer").freq
 
 
+def is_irregular(index):
+    """A DatetimeIndex of 3 or more stamps whose frequency cannot be inferred."""
+    return len(index) >= 3 and index.freq is None and inferred_freq(index) is None
+
+
 def irregular_steps(index):
     """The three most common steps of a DatetimeIndex, for error messages."""
     return ", ".join(str(step) for step in pd.Series(index[1:] - index[:-1]).value_counts().index[:3])
@@ -74,7 +79,7 @@ def check_index(index, name="y"):
     if isinstance(index, pd.DatetimeIndex):
         if not index.is_monotonic_increasing:
             raise ValueError(f"{name}: expected an increasing DatetimeIndex, got an unsorted one")
-        if len(index) >= 3 and index.freq is None and inferred_freq(index) is None:
+        if is_irregular(index):
             freq = suggested_freq(index)
             raise ValueError(f"{name}: expected a regular DatetimeIndex (one frequency), got irregular steps "
                              f"{irregular_steps(index)}. Put it on one frequency first with "

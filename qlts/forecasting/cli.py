@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 
 from ..utils import atomic_write
-from ._series import inferred_freq, irregular_steps, suggested_freq
+from ._series import irregular_steps, is_irregular, suggested_freq
 
 _TIME_NAMES = ("date", "time", "timestamp", "datetime", "ds")
 
@@ -45,8 +45,7 @@ def read_table(path, time_col=None, freq=None):
     if freq is not None:
         return _on_frequency(frame, freq, time_col)
     index = frame.index
-    if (isinstance(index, pd.DatetimeIndex) and len(index) >= 3 and index.is_unique
-            and inferred_freq(index) is None):
+    if isinstance(index, pd.DatetimeIndex) and index.is_unique and is_irregular(index):
         suggestion = suggested_freq(index)
         raise ValueError(f"--freq: the timestamps in column {time_col!r} are irregular (steps "
                          f"{irregular_steps(index)}); pass --freq {suggestion or 'FREQ'} to put them on one "
