@@ -1,6 +1,7 @@
 """QLLSTMClassifier / QLLSTMRegressor: hyper-parameter routing, sklearn integration,
 reproducibility, variable-length input, persistence, training conveniences, learning."""
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -363,6 +364,22 @@ def test_token_ids_padded_or_listed_give_the_same_predictions():
     est = QLLSTMClassifier(**FAST, vocab_size=30, embedding_dim=5).fit(padded, y)
     assert est.module_.encoder.embedding.num_embeddings == 30
     np.testing.assert_allclose(est.predict_proba(seqs), est.predict_proba(padded), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+def test_integer_x_without_vocab_size_warns_that_it_is_read_as_numbers(as_list):
+    # TextEncoder's ids fed to a classifier without vocab_size used to train silently at chance.
+    ids = np.random.default_rng(0).integers(1, 30, size=(16, 6))
+    y = ids[:, 0] % 2
+    X = list(ids) if as_list else ids
+    with pytest.warns(UserWarning, match=r"QLLSTMClassifier: X holds integers and vocab_size=None") as record:
+        QLLSTMClassifier(**FAST).fit(X, y)
+    assert record[0].filename == __file__  # points at the caller's fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = QLLSTMClassifier(**FAST).fit(ids.astype(np.float32), y)  # numbers as floats: no warning
+        QLLSTMClassifier(**FAST, vocab_size=30).fit(X, y)  # token ids: no warning
+        est.predict(ids)  # warned once, at fit
 
 
 def test_pandas_input_equals_numpy_input():

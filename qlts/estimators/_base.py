@@ -410,7 +410,7 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
                 raise TypeError(f"sample_weight: expected None when X is a torch Dataset "
                                 f"({type(X).__name__}), got {type(sample_weight).__name__}")
             return self._prepare_dataset(X, y, reset=reset), None
-        seq = as_sequences(X, vocab_size=self.vocab_size)
+        seq = as_sequences(X, vocab_size=self.vocab_size, owner=type(self).__name__ if reset else None)
         if not reset:
             check_n_channels(seq, self.n_features_in_, type(self).__name__)
         target = self._encode_targets(y, len(seq.x), reset=reset, classes=classes)

@@ -14,6 +14,7 @@ Nothing here writes to the caller's arrays: every conversion copies or only read
 """
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -88,8 +89,18 @@ def _token_lengths(ids):
     return None if (lengths == ids.shape[1]).all() else lengths
 
 
-def _from_list(X, vocab_size):
+def _warn_integer_values(owner, stacklevel):
+    warnings.warn(
+        f"{owner}: X holds integers and vocab_size=None, so they are read as the values of univariate "
+        "sequences. If they are token ids (TextEncoder's output), set vocab_size (max_size + 2 for "
+        "TextEncoder(max_size=...)); if they are numbers, pass them as floats to silence this warning.",
+        UserWarning, stacklevel=stacklevel)
+
+
+def _from_list(X, vocab_size, owner):
     items = [_numeric("X", np.asarray(item)) for item in X]
+    if owner and vocab_size is None and all(item.dtype.kind in "iu" for item in items):
+        _warn_integer_values(owner, stacklevel=6)  # the caller of fit
     ndims = {item.ndim for item in items}
     if len(ndims) != 1 or ndims & {0} or max(ndims) > 2:
         raise ValueError(f"X: expected a list of sequences that are all (T_i,) or all (T_i, F), "
@@ -116,8 +127,10 @@ def _from_list(X, vocab_size):
     return Sequences(padded, None if (lengths == lengths[0]).all() else lengths)
 
 
-def as_sequences(X, *, vocab_size=None) -> Sequences:
-    """Validate X and return it as :class:`Sequences` (see the module docstring)."""
+def as_sequences(X, *, vocab_size=None, owner=None) -> Sequences:
+    """Validate X and return it as :class:`Sequences` (see the module docstring). With ``owner``
+    (the estimator's name, given at fit), integer X without ``vocab_size`` warns: token ids read as
+    numbers train silently at chance level."""
     if X is None:
         raise ValueError(f"X: expected {_SHAPES}, got None")
     if sparse.issparse(X):
@@ -129,9 +142,9 @@ def as_sequences(X, *, vocab_size=None) -> Sequences:
         try:  # equal-length items are one array, so list input then equals array input exactly
             arr = np.asarray(X)
         except ValueError:
-            return _from_list(X, vocab_size)
+            return _from_list(X, vocab_size, owner)
         if arr.dtype.kind == "O" and arr.ndim == 1:
-            return _from_list(X, vocab_size)
+            return _from_list(X, vocab_size, owner)
     else:
         arr = np.asarray(X.to_numpy() if hasattr(X, "to_numpy") else X)
     arr = _numeric("X", arr)
@@ -151,6 +164,8 @@ def as_sequences(X, *, vocab_size=None) -> Sequences:
                              f"got a {arr.ndim}-D array of shape {arr.shape}")
         ids = _check_tokens(arr, vocab_size)
         return Sequences(ids, _token_lengths(ids))
+    if owner and arr.dtype.kind in "iu":
+        _warn_integer_values(owner, stacklevel=5)  # the caller of fit
     x = arr.astype(np.float32)  # a copy: the caller's array is never touched
     _check_finite("X", x)
     return Sequences(x[:, :, None] if x.ndim == 2 else x, None)
