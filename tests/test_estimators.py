@@ -690,6 +690,49 @@ def test_bucket_by_length_trains_on_bucketed_batches_of_the_training_rows_only()
     np.testing.assert_array_equal(est.predict(X), again.predict(X))  # seeded by random_state
 
 
+class TrainingRows(Callback):
+    """The row ids (channel 0 at step 0) of every training batch, per epoch."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epochs.append([])
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            x = batch[0]["x"] if isinstance(batch[0], dict) else batch[0]
+            self.epochs[-1].extend(x[:, 0, 0].round().int().tolist())
+
+
+def test_array_rows_are_shuffled_every_epoch_and_a_users_dataset_keeps_its_order():
+    # IMDB's training file is sorted by label: batches in file order were one class each, and
+    # a pipeline trained on 2,000 such documents scored 0.58 instead of 0.73.
+    X = sequences(n=48)
+    X[:, 0, 0] = np.arange(48)
+    y = (X[:, 1:, 0].sum(1) > 0).astype(int)
+    rows = TrainingRows()
+    QLLSTMClassifier(**FAST, callbacks=[rows]).fit(X, y)
+    first, second = rows.epochs
+    assert sorted(first) == sorted(second) == list(range(48))
+    assert first != list(range(48)) and second != first
+    again = TrainingRows()
+    QLLSTMClassifier(**FAST, callbacks=[again]).fit(X, y)
+    assert again.epochs == rows.epochs  # random_state seeds the order
+
+    in_order = TrainingRows()
+    QLLSTMClassifier(**FAST, callbacks=[in_order], iterator_train__shuffle=False).fit(X, y)
+    assert in_order.epochs == [list(range(48))] * 2
+    held_out = TrainingRows()
+    QLLSTMRegressor(**FAST, callbacks=[held_out], early_stopping=True, validation_fraction=0.25).fit(X, y * 1.0)
+    assert sorted(held_out.epochs[0]) == list(range(36)) and held_out.epochs[0] != list(range(36))
+
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y[:, None] * 1.0).float())
+    lazy = TrainingRows()
+    QLLSTMRegressor(**FAST, callbacks=[lazy]).fit(dataset, None)
+    assert lazy.epochs == [list(range(48))] * 2  # e.g. LazyWindows reads its file in order
+
+
 def test_bucket_by_length_refuses_a_sampler_of_the_users():
     message = r"bucket_by_length: expected no iterator_train__drop_last with bucket_by_length=True"
     with pytest.raises(ValueError, match=message):

@@ -25,7 +25,8 @@ from ..parallel import limit_threads_in_worker
 from ..utils import int_seed, private_torch_rng, resolve_device
 from . import _persist
 from ._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fingerprint
-from ._data import LengthBucketSampler, as_sequences, check_n_channels, dataset_lengths, sample_weights
+from ._data import (LengthBucketSampler, as_sequences, built_from_arrays, check_n_channels, dataset_lengths,
+                    sample_weights)
 
 # Max global L2 norm of the gradient per step. Recurrent nets occasionally produce a huge
 # gradient on long sequences; clipping at 1.0 is the usual remedy and rarely binds otherwise.
@@ -119,6 +120,11 @@ PARAMETERS_DOC = """
     variable-length (T_i, F) arrays (padded internally, and the lengths reach the network so
     padding never changes a prediction); or a pandas DataFrame (as 2-D). The sequence length
     may differ between fit and predict; the number of features per step may not.
+
+    Batch order: array and list X is shuffled every epoch (seeded by ``random_state``), so
+    rows sorted by class or time still make mixed batches; a torch Dataset of the caller's
+    (e.g. :class:`qlts.preprocessing.LazyWindows`) is read in its order, and
+    ``iterator_train__shuffle`` overrides both.
 
     Internal validation and ``GridSearchCV``: skorch's default of holding out 20% of every
     fit for validation is turned off (``train_split=None``), so inside a cross-validation
@@ -313,19 +319,26 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
         return callbacks
 
     def get_iterator(self, dataset, training=False):
-        lengths = dataset_lengths(dataset) if training and self.bucket_by_length else None
-        if lengths is None:
-            return super().get_iterator(dataset, training=training)
+        if not training:
+            return super().get_iterator(dataset, training=False)
         kwargs = self.get_params_for("iterator_train")
-        clash = sorted({"sampler", "batch_sampler", "drop_last"} & set(kwargs))
-        if clash:
-            given = ", ".join(f"iterator_train__{name}" for name in clash)
-            raise ValueError(f"bucket_by_length: expected no {given} with bucket_by_length=True (the length "
-                             f"buckets are the batch sampler), got both")
-        kwargs.pop("shuffle", None)  # the sampler shuffles
         batch_size = kwargs.pop("batch_size", self.batch_size)
         batch_size = len(dataset) if batch_size == -1 else batch_size
-        return self.iterator_train(dataset, batch_sampler=LengthBucketSampler(lengths, batch_size), **kwargs)
+        lengths = dataset_lengths(dataset) if self.bucket_by_length else None
+        if lengths is not None:
+            clash = sorted({"sampler", "batch_sampler", "drop_last"} & set(kwargs))
+            if clash:
+                given = ", ".join(f"iterator_train__{name}" for name in clash)
+                raise ValueError(f"bucket_by_length: expected no {given} with bucket_by_length=True (the length "
+                                 f"buckets are the batch sampler), got both")
+            kwargs.pop("shuffle", None)  # the sampler shuffles
+            return self.iterator_train(dataset, batch_sampler=LengthBucketSampler(lengths, batch_size), **kwargs)
+        if not {"shuffle", "sampler", "batch_sampler"} & set(kwargs) and built_from_arrays(dataset):
+            # Arrays are in memory: a new row order every epoch, as scikit-learn's MLP does (rows sorted
+            # by class, as IMDB's are, made one-class batches). A torch Dataset of the user's is read in
+            # its order unless iterator_train__shuffle=True (lazy windows read a file in order).
+            kwargs["shuffle"] = True
+        return self.iterator_train(dataset, batch_size=batch_size, **kwargs)
 
     def forward_iter(self, X, training=False, device="cpu"):
         """Inference runs on the rows sorted by length, so each batch runs about as many steps as

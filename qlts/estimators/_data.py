@@ -278,14 +278,27 @@ class LengthBucketSampler(Sampler):
             yield batches[k]
 
 
-def dataset_lengths(dataset):
-    """The sequence lengths of a skorch dataset of net input (or of a ``Subset`` of one); None
-    when the rows carry no lengths (all full length, or a dataset of another kind)."""
+def _unwrap(dataset):
+    """(the dataset under any nested ``Subset``, the indices of the rows into it or None)."""
     indices = None
     while isinstance(dataset, Subset):
         inner = np.asarray(dataset.indices)
         indices = inner if indices is None else inner[indices]
         dataset = dataset.dataset
+    return dataset, indices
+
+
+def built_from_arrays(dataset):
+    """Whether a training dataset holds the net input made from the caller's arrays (a skorch
+    dataset of the dict from :meth:`Sequences.as_net_input`, or a ``Subset`` of one), rather than
+    a torch Dataset of the caller's own."""
+    return isinstance(getattr(_unwrap(dataset)[0], "X", None), dict)
+
+
+def dataset_lengths(dataset):
+    """The sequence lengths of a skorch dataset of net input (or of a ``Subset`` of one); None
+    when the rows carry no lengths (all full length, or a dataset of another kind)."""
+    dataset, indices = _unwrap(dataset)
     X = getattr(dataset, "X", None)
     if not isinstance(X, dict) or X.get("lengths") is None:
         return None
