@@ -1,5 +1,5 @@
-"""The --quick modes of benchmarks/paper_table.py, bucketing.py, sequences.py, ablation.py, short_series.py
-and forecasting.py run end to end
+"""The --quick modes of benchmarks/paper_table.py, bucketing.py, sequences.py, ablation.py, short_series.py,
+forecasting.py and epoch_budget.py run end to end
 (in a subprocess, as a user runs them) and write results files with the expected rows."""
 from __future__ import annotations
 
@@ -238,3 +238,14 @@ def test_forecasting_quick(tmp_path, shared_data_dir):
     for r in rows.values():
         assert r["dataset"] == "etth1" and r["horizon"] == "96" and float(r["lr"]) == 3e-4
         assert 0 < float(r["mse"]) and 0 < float(r["naive_mse"]) and int(r["epochs_run"]) <= 2
+
+
+def test_epoch_budget_quick(tmp_path, shared_data_dir):
+    run_quick("epoch_budget.py", tmp_path, shared_data_dir)
+    text = check_markdown(tmp_path / "epoch_budget.md", "epoch_budget.py")
+    rows = {r["arm"]: r for r in read_csv(tmp_path / "epoch_budget.csv")}
+    assert set(rows) == {"20 epochs", "1,000 steps", "1,000 steps + ES"} and "| noisy_sign | 200 | accuracy |" in text
+    assert [int(rows[a]["max_epochs"]) for a in rows] == [20, 250, 250]  # 200 rows: 4 batches an epoch
+    assert int(rows["20 epochs"]["epochs_run"]) == 20 and int(rows["1,000 steps"]["epochs_run"]) == 250
+    assert int(rows["1,000 steps + ES"]["epochs_run"]) < 250  # early stopping ended it
+    assert all(0.5 < float(r["value"]) <= 1 for r in rows.values())  # better than chance on the noisy sign
