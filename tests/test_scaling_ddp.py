@@ -47,6 +47,7 @@ SCRIPT = textwrap.dedent("""
         json.dump({"world": acc.num_processes, "loss": reg.history[:, "train_loss"], "weights": weights,
                    "n_pred": len(reg.predict(X))}, fh)
     reg.save(sys.argv[2])
+    acc.end_training()  # gloo aborted one rank at exit once without it (pytorch/pytorch#190489)
 """)
 
 

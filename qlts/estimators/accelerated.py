@@ -9,6 +9,7 @@ integration (:class:`skorch.hf.AccelerateMixin`, data-parallel DDP under ``torch
     acc = Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
     reg = AcceleratedQLLSTMRegressor(accelerator=acc, hidden_size=64, random_state=0).fit(X, y)
     reg.save("model.qlts")  # written by the main process only; load with QLLSTMRegressor.load
+    acc.end_training()  # destroy the process group before exit (gloo can abort at exit otherwise)
 
 Every process runs the same script on the same data. Accelerate shards each batch of the
 training iterator over the processes and DDP averages the gradients, so with
