@@ -43,9 +43,13 @@ SCRIPT = textwrap.dedent("""
     acc = Accelerator(cpu=True, dataloader_config=DataLoaderConfiguration(split_batches=True))
     reg = AcceleratedQLLSTMRegressor(accelerator=acc, **PARAMS).fit(X, y)
     weights = torch.cat([p.detach().flatten() for p in reg.module_.parameters()]).tolist()
+    # the default, shuffled batches: Accelerate draws one order for both ranks
+    shuffled = AcceleratedQLLSTMRegressor(accelerator=acc, **{**PARAMS, "iterator_train__shuffle": True}).fit(X, y)
+    shuffled_weights = torch.cat([p.detach().flatten() for p in shuffled.module_.parameters()]).tolist()
     with open(f"{sys.argv[1]}/rank{acc.process_index}.json", "w") as fh:
         json.dump({"world": acc.num_processes, "loss": reg.history[:, "train_loss"], "weights": weights,
-                   "n_pred": len(reg.predict(X))}, fh)
+                   "n_pred": len(reg.predict(X)), "shuffled_loss": shuffled.history[:, "train_loss"],
+                   "shuffled_weights": shuffled_weights}, fh)
     reg.save(sys.argv[2])
     acc.end_training()  # gloo aborted one rank at exit once without it (pytorch/pytorch#190489)
 """)
@@ -70,8 +74,11 @@ def test_two_process_fit_matches_single_process(tmp_path):
     assert [r["world"] for r in ranks] == [2, 2]  # really two processes, not two single runs
     for r in ranks:
         assert r["loss"][-1] < 0.8 * r["loss"][0]  # each rank's half of every batch: the loss falls
+        assert r["shuffled_loss"][-1] < 0.8 * r["shuffled_loss"][0]
         assert r["n_pred"] == 256  # predict gathers every row on every rank
     assert ranks[0]["weights"] == ranks[1]["weights"]  # DDP keeps the replicas identical, bit for bit
+    assert ranks[0]["shuffled_weights"] == ranks[1]["shuffled_weights"]
+    assert ranks[0]["shuffled_weights"] != ranks[0]["weights"]  # another batch order: another model
 
     X, y = data()
     loaded = QLLSTMRegressor.load(model)
@@ -95,7 +102,7 @@ def test_accelerated_single_process_is_the_plain_estimator(tmp_path, capsys):
     from qlts.estimators.accelerated import AcceleratedQLLSTMRegressor
 
     X, y = data()
-    params = {**PARAMS, "max_epochs": 2}
+    params = {**PARAMS, "max_epochs": 2, "iterator_train__shuffle": True}  # one process: the same order as plain
     acc = AcceleratedQLLSTMRegressor(accelerator=Accelerator(cpu=True), **params).fit(X, y)
     plain = QLLSTMRegressor(**params).fit(X, y)
     assert capsys.readouterr().out == ""  # verbose=0 stays silent (skorch's accelerate sink would print)
