@@ -1,5 +1,5 @@
 """The --quick modes of benchmarks/paper_table.py, bucketing.py, sequences.py, ablation.py, short_series.py,
-forecasting.py and epoch_budget.py run end to end
+forecasting.py, epoch_budget.py and target_scaling.py run end to end
 (in a subprocess, as a user runs them) and write results files with the expected rows."""
 from __future__ import annotations
 
@@ -249,3 +249,12 @@ def test_epoch_budget_quick(tmp_path, shared_data_dir):
     assert int(rows["20 epochs"]["epochs_run"]) == 20 and int(rows["1,000 steps"]["epochs_run"]) == 250
     assert int(rows["1,000 steps + ES"]["epochs_run"]) < 250  # early stopping ended it
     assert all(0.5 < float(r["value"]) <= 1 for r in rows.values())  # better than chance on the noisy sign
+
+
+def test_target_scaling_quick(tmp_path, shared_data_dir):
+    run_quick("target_scaling.py", tmp_path, shared_data_dir)
+    text = check_markdown(tmp_path / "target_scaling.md", "target_scaling.py")
+    rows = {r["normalize_y"]: r for r in read_csv(tmp_path / "target_scaling.csv")}
+    assert set(rows) == {"False", "True"} and "| synthetic_level | level |" in text
+    # a level of 1000 +- 434: as given, 3 epochs leave the head far below it; scaled, it starts there
+    assert float(rows["False"]["r2"]) < 0 < float(rows["True"]["r2"])

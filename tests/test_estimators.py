@@ -417,6 +417,28 @@ def test_regressor_target_shapes_with_make_windows():
     assert not hasattr(est, "predict_proba")
 
 
+def test_normalize_y_makes_training_blind_to_the_targets_units():
+    # Targets far from unit scale (a price, a temperature in kelvin) trained as given: the head
+    # starts near 0, and 20 epochs end far from the level (R^2 -3.9 at offset 1000, scale 100).
+    X = sequences(n=64, T=8, F=2)
+    y = np.stack([X[:, :, 0].sum(1), X[:, -1, 1]], axis=1)
+    a, b = np.array([250.0, 0.01]), np.array([1e4, -3.0])
+    unit = QLLSTMRegressor(**FAST).fit(X, y)
+    shifted = QLLSTMRegressor(**FAST).fit(X, a * y + b)
+    # the same training on the same scaled targets: the predictions map over exactly
+    np.testing.assert_allclose((shifted.predict(X) - b) / a, unit.predict(X), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(shifted.y_mean_, (a * y + b).mean(0))
+    np.testing.assert_allclose(shifted.y_scale_, (a * y + b).std(0))
+    raw = QLLSTMRegressor(**FAST, normalize_y=False).fit(X, a * y + b)
+    assert raw.y_mean_.tolist() == [0, 0] and raw.y_scale_.tolist() == [1, 1]
+    assert raw.score(X, a * y + b) < 0 < shifted.score(X, a * y + b)  # the raw fit is worse than the mean
+    warm = QLLSTMRegressor(**FAST).fit(X, a * y + b)
+    warm.partial_fit(X, 2 * a * y + b)  # later fits keep the first fit's scaling
+    np.testing.assert_array_equal(warm.y_mean_, shifted.y_mean_)
+    constant = QLLSTMRegressor(**FAST).fit(X, np.full(len(X), 7.0))
+    assert constant.y_scale_.tolist() == [1.0] and np.isfinite(constant.predict(X)).all()
+
+
 def test_partial_fit_continues_training():
     X = sequences()
     y = labels(X)
@@ -591,6 +613,7 @@ def test_predict_before_fit_and_feature_count_mismatch():
     ("dropout", 2.0, ValueError, r"dropout: expected a float in \[0.0, 1.0\], got 2.0"),
     ("input_dropout", 1.0, ValueError, r"input_dropout: expected a float in \[0.0, 1.0\), got 1.0"),
     ("bucket_by_length", "yes", ValueError, r"bucket_by_length: expected one of \[False, True\], got 'yes'"),
+    ("normalize_y", "yes", ValueError, r"normalize_y: expected one of \[False, True\], got 'yes'"),
 ])
 def test_bad_hyper_parameter_names_itself_at_fit(param, value, error, message):
     with pytest.raises(error, match=message):

@@ -103,14 +103,16 @@ def test_regressor_fits_lazy_windows_like_the_arrays(stream):
     ds = LazyWindows(path, 24, 6, target=[0])
     w = make_windows(data, 24, 6, target=[0])
     params = dict(hidden_size=8, max_epochs=2, batch_size=64, random_state=0)
-    lazy = QLLSTMRegressor(**params).fit(ds, None)  # a Dataset is read in order by default
-    eager = QLLSTMRegressor(**params, iterator_train__shuffle=False).fit(w.X, w.y.reshape(len(w.y), -1))
+    # a Dataset is read in order, and its targets used as given (not normalised), by default
+    lazy = QLLSTMRegressor(**params).fit(ds, None)
+    in_order = dict(params, iterator_train__shuffle=False, normalize_y=False)
+    eager = QLLSTMRegressor(**in_order).fit(w.X, w.y.reshape(len(w.y), -1))
     assert lazy.n_features_in_ == 4 and lazy.n_outputs_ == 6
     # the same batches in the same order: the same model
     np.testing.assert_array_equal(lazy.predict(w.X[:50]), eager.predict(w.X[:50]))
     # shuffled (the arrays' default), both draw the same order from random_state
     shuffled = QLLSTMRegressor(**params, iterator_train__shuffle=True).fit(ds, None)
-    eager_default = QLLSTMRegressor(**params).fit(w.X, w.y.reshape(len(w.y), -1))
+    eager_default = QLLSTMRegressor(**params, normalize_y=False).fit(w.X, w.y.reshape(len(w.y), -1))
     np.testing.assert_array_equal(shuffled.predict(w.X[:50]), eager_default.predict(w.X[:50]))
     assert lazy.predict(ds).shape == (len(ds), 6)
     with pytest.raises(ValueError, match="y: expected None when X is a Dataset"):

@@ -474,18 +474,27 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
         return np.concatenate([to_numpy(out) for out in self.forward_iter(self._net_input(X))]).astype(np.float64)
 
     @classmethod
+    def _param_defaults(cls):
+        """{name: default} of the hyper-parameters named in the signatures of this base and of the
+        estimator's own ``__init__`` (skorch's **kwargs excluded)."""
+        defaults = {}
+        for klass in reversed(cls.__mro__):
+            if issubclass(klass, QLLSTMEstimatorBase) and "__init__" in vars(klass):
+                defaults.update({p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()
+                                 if p.kind == p.KEYWORD_ONLY})
+        return defaults
+
+    @classmethod
     def _top_level_params(cls):
-        """The hyper-parameters named in the signature (skorch's **kwargs excluded)."""
-        signature = inspect.signature(QLLSTMEstimatorBase.__init__)
-        return [p.name for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
+        return list(cls._param_defaults())
 
     def __repr__(self):
         # scikit-learn style: the class and the hyper-parameters that differ from the defaults
         # (skorch's repr shows neither before the net is initialised).
-        defaults = inspect.signature(QLLSTMEstimatorBase.__init__).parameters
+        defaults = self._param_defaults()
         given = self.get_params(deep=False)
-        shown = [f"{k}={given[k]!r}" for k in self._top_level_params()
-                 if not (type(given[k]) is type(defaults[k].default) and given[k] == defaults[k].default)]
+        shown = [f"{k}={given[k]!r}" for k in defaults
+                 if not (type(given[k]) is type(defaults[k]) and given[k] == defaults[k])]
         shown += [f"{k}={v!r}" for k, v in given.items() if "__" in k]
         return f"{type(self).__name__}({', '.join(shown)})"
 

@@ -232,15 +232,36 @@ def encode_labels(labels, classes):
 
 
 def regression_targets(y, n_samples):
-    """``(target, ndim)``: y as (n, k) float32, and whether it came as (n,) (1) or (n, k) (2)."""
+    """``(target, ndim)``: y as (n, k) float64, and whether it came as (n,) (1) or (n, k) (2)."""
     y = _numeric("y", _check_y_present(y, n_samples))
     if y.ndim not in (1, 2):
         raise ValueError(f"y: expected shape (n,) or (n, k), got shape {y.shape}")
     if y.ndim == 2:
         check_int("y.shape[1]", y.shape[1], min_value=1)
-    target = y.astype(np.float32).reshape(n_samples, -1)
+    target = y.astype(np.float64).reshape(n_samples, -1)
     _check_finite("y", target)
     return target, y.ndim
+
+
+def target_scaling(target, normalize):
+    """(mean, scale) per column of the (n, k) float64 target: its mean and standard deviation
+    (1 where constant) when ``normalize``, else 0 and 1."""
+    k = target.shape[1]
+    if not normalize:
+        return np.zeros(k), np.ones(k)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = target.mean(axis=0), target.std(axis=0)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise ValueError("y: expected values whose mean and standard deviation fit in float64, got values too "
+                         "large (or set normalize_y=False)")
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def scaled_targets(target, mean, scale):
+    """The float32 targets the network trains on: (target - mean) / scale."""
+    scaled = ((target - mean) / scale).astype(np.float32)
+    _check_finite("y", scaled)  # without normalize_y, values beyond float32 overflow here
+    return scaled
 
 
 # Rows are sorted by length within pools of this many batches. On IMDB at 1,000 tokens (batch 64)

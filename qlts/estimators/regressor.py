@@ -6,16 +6,26 @@ import torch
 from skorch import NeuralNet, NeuralNetRegressor
 from sklearn.metrics import r2_score
 
+from .._validation import check_choice
 from ._base import PARAMETERS_DOC, QLLSTMEstimatorBase
-from ._data import regression_targets
+from ._data import regression_targets, scaled_targets, target_scaling
 
 
 class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
     __doc__ = """Sequence regressor: a recurrent encoder (QL-LSTM by default) and a linear head,
     trained with mean squared error. y is (n,) or (n, k); for windows from
     :func:`qlts.preprocessing.make_windows`, k is the forecast horizon.
+
+    ``normalize_y`` (default True): the network trains on each target column minus its mean, over
+    its standard deviation (from the rows given to the first fit), and ``predict`` maps back.
+    The head starts near zero at unit scale, so raw targets such as prices or temperatures
+    otherwise take most of the training to reach their level. The losses in ``history_`` are
+    then in units of y's variance (1.0 = predicting the mean). Targets from a torch Dataset are
+    used as given.
 """ + PARAMETERS_DOC + """    target_ndim_ : int
         1 when y was (n,) (predict then returns (n,)), 2 when it was (n, k).
+    y_mean_, y_scale_ : ndarray of shape (k,)
+        The target scaling (0 and 1 without ``normalize_y`` or for a Dataset).
 
     Examples
     --------
@@ -29,6 +39,14 @@ class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
 """
 
     _default_criterion = torch.nn.MSELoss
+
+    def __init__(self, *, normalize_y=True, **kwargs):
+        super().__init__(**kwargs)
+        self.normalize_y = normalize_y
+
+    def _check_hyper_params(self):
+        super()._check_hyper_params()
+        check_choice("normalize_y", self.normalize_y, (False, True))
 
     @property
     def predict_proba(self):
@@ -47,11 +65,12 @@ class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
     def _encode_targets(self, y, n_samples, *, reset, classes=None):
         target, ndim = regression_targets(y, n_samples)
         if reset:
+            self.y_mean_, self.y_scale_ = target_scaling(target, self.normalize_y)
             self.n_outputs_, self.target_ndim_ = target.shape[1], ndim
         elif target.shape[1] != self.n_outputs_:
             raise ValueError(f"y: expected {self.n_outputs_} target column(s) as in the first fit, "
                              f"got {target.shape[1]}")
-        return target
+        return scaled_targets(target, self.y_mean_, self.y_scale_)
 
     def _prepare_dataset(self, dataset, y, *, reset):
         """A torch Dataset of (x, y) pairs, x (T, F) and y (k,), such as
@@ -69,8 +88,9 @@ class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
             raise ValueError(f"X: expected Dataset items (x, y) with x of shape (T, F) and y of shape (k,), got "
                              f"shapes {x0.shape} and {y0.shape}")
         n_features, n_outputs = x0.shape[1], y0.shape[0]
-        if reset:  # predict then returns (n, k), as for a 2-D y
+        if reset:  # predict then returns (n, k), as for a 2-D y; the targets are used as given
             self.n_features_in_, self.n_outputs_, self.target_ndim_ = n_features, n_outputs, 2
+            self.y_mean_, self.y_scale_ = np.zeros(n_outputs), np.ones(n_outputs)
         elif (n_features, n_outputs) != (self.n_features_in_, self.n_outputs_):
             raise ValueError(f"X: expected Dataset items with {self.n_features_in_} features and {self.n_outputs_} "
                              f"target(s) as in the first fit, got {n_features} and {n_outputs}")
@@ -78,7 +98,7 @@ class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
 
     def predict(self, X):
         """Predictions as float64: (n,) when fit saw a 1-D y, else (n, k)."""
-        out = NeuralNet.predict_proba(self, self._net_input(X)).astype(np.float64)
+        out = NeuralNet.predict_proba(self, self._net_input(X)).astype(np.float64) * self.y_scale_ + self.y_mean_
         return out.ravel() if self.target_ndim_ == 1 else out
 
     def score(self, X, y, sample_weight=None):
@@ -91,8 +111,12 @@ class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
         return float(r2_score(y_true, pred, sample_weight=sample_weight))
 
     def _fitted_state(self):
-        return {**super()._fitted_state(), "target_ndim_": int(self.target_ndim_)}
+        return {**super()._fitted_state(), "target_ndim_": int(self.target_ndim_), "y_mean_": self.y_mean_.tolist(),
+                "y_scale_": self.y_scale_.tolist()}
 
     def _restore_fitted_state(self, state):
         super()._restore_fitted_state(state)
         self.target_ndim_ = state["target_ndim_"]
+        # files from before normalize_y hold raw-scale models
+        self.y_mean_ = np.array(state.get("y_mean_", [0.0] * self.n_outputs_))
+        self.y_scale_ = np.array(state.get("y_scale_", [1.0] * self.n_outputs_))
