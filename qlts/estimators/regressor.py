@@ -17,11 +17,11 @@ class QLLSTMRegressor(QLLSTMEstimatorBase, NeuralNetRegressor):
     :func:`qlts.preprocessing.make_windows`, k is the forecast horizon.
 
     ``normalize_y`` (default True): the network trains on each target column minus its mean, over
-    its standard deviation (from the rows given to the first fit), and ``predict`` maps back.
-    The head starts near zero at unit scale, so raw targets such as prices or temperatures
-    otherwise take most of the training to reach their level. The losses in ``history_`` are
-    then in units of y's variance (1.0 = predicting the mean). Targets from a torch Dataset are
-    used as given.
+    its standard deviation (those of the y given to ``fit``, or to the first ``partial_fit``), and
+    ``predict`` maps back. The head starts near zero at unit scale, so raw targets such as levels
+    or temperatures otherwise take most of the training to reach their level. The losses in
+    ``history`` are then in units of y's variance (1.0 = predicting the mean). Targets from a
+    torch Dataset are used as given.
 """ + PARAMETERS_DOC + """    target_ndim_ : int
         1 when y was (n,) (predict then returns (n,)), 2 when it was (n, k).
     y_mean_, y_scale_ : ndarray of shape (k,)
