@@ -89,6 +89,9 @@ def run_one(args, dataset, horizon, seed, cell, splits):
     pred = model.predict_windows(X_test)
     naive = np.repeat(X_test[:, -1:, :], horizon, axis=1)
     history = model.history_
+    stopper = dict(model.net_.callbacks_).get("early_stopping")
+    # the epoch whose weights early stopping restored (its threshold can skip a tiny improvement)
+    best_epoch = stopper.best_epoch_ if stopper is not None else int(np.argmin(history[:, "valid_loss"])) + 1
     return {"dataset": dataset, "horizon": horizon, "cell": cell, "seed": seed,
             "mse": float(((pred - y_test) ** 2).mean()), "mae": float(np.abs(pred - y_test).mean()),
             "naive_mse": float(((naive - y_test) ** 2).mean()), "naive_mae": float(np.abs(naive - y_test).mean()),
@@ -97,7 +100,7 @@ def run_one(args, dataset, horizon, seed, cell, splits):
             "lr": model.lr_, "dropout": args.dropout, "norm": args.norm, "alpha": args.alpha,
             "zero_head": args.zero_head, "lr_decay": args.lr_decay, "weight_decay": args.weight_decay,
             "max_epochs": args.max_epochs, "patience": args.patience, "batch_size": args.batch_size,
-            "epochs_run": len(history), "best_epoch": int(np.argmin(history[:, "valid_loss"])) + 1,
+            "epochs_run": len(history), "best_epoch": best_epoch,
             "best_valid": float(np.min(history[:, "valid_loss"])), "fit_seconds": seconds,
             "test_windows": len(X_test), "tag": args.tag, "command": args.command}
 
