@@ -141,6 +141,12 @@ def test_load_stock_accepts_lower_case(real_data):
     pd.testing.assert_frame_equal(qd.load_stock("msft"), qd.load_stock("MSFT"))
 
 
+def test_load_ett_accepts_any_case(real_data):
+    pd.testing.assert_frame_equal(qd.load_ett("etth2"), qd.load_ett("ETTh2"))
+    with pytest.raises(ValueError, match=r"name: expected one of \['ETTh1', 'ETTh2', 'ETTm1'\], got 'ETTh3'"):
+        qd.load_ett("ETTh3")
+
+
 def test_load_air_quality(real_data):
     df = qd.load_air_quality()
     assert df.shape == (9357, 13)

@@ -39,6 +39,8 @@ def load_ett(name: str = "ETTh1") -> pd.DataFrame:
     time zone) and seven float64 columns ``HUFL, HULL, MUFL, MULL, LUFL, LULL, OT``
     (``OT``, the oil temperature, is the usual target). No missing values.
     """
+    if isinstance(name, str):  # any case, as load_stock's tickers ("etth1" is the benchmarks' key)
+        name = {n.lower(): n for n in ETT_NAMES}.get(name.lower(), name)
     check_choice("name", name, ETT_NAMES)
     df = _read_csv("ett", f"{name}.csv.gz", parse_dates=["date"], index_col="date")
     # Passing freq validates that the timestamps really form that regular grid.
