@@ -30,7 +30,7 @@ def load_ett(name: str = "ETTh1") -> pd.DataFrame:
 
     Parameters
     ----------
-    name : {"ETTh1", "ETTh2", "ETTm1"}
+    name : {"ETTh1", "ETTh2", "ETTm1"} (any case)
         ETTh* are hourly (17,420 rows), ETTm1 is every 15 minutes (69,680 rows).
 
     Returns
