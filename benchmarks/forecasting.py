@@ -180,7 +180,7 @@ def main(argv=None):
     p.add_argument("--segment-length", type=int, default=24)
     p.add_argument("--loss", default="mae")
     p.add_argument("--lr", type=float, default=None,
-                   help="default: the forecaster's (3e-4; 1e-4 for qllstm at H >= 336)")
+                   help="default: the forecaster's (3e-4)")
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--norm", default="last")
     p.add_argument("--alpha", type=float, default=0.1)

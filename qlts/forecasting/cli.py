@@ -155,8 +155,7 @@ def _model_arguments(p):
     p.add_argument("--cell", default="qllstm", choices=("qllstm", "lstm", "gru"))
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 30, more on a short series, "
                    "enough for 1,000 optimizer steps; early stopping usually ends sooner)")
-    p.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default: 3e-4; 1e-4 for qllstm at "
-                   "horizons of 336 and more)")
+    p.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default: 3e-4)")
     p.add_argument("--seed", type=int, default=0)
 
 

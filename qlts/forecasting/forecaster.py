@@ -73,7 +73,6 @@ class _ForecastNet(GuardedNetMixin, NeuralNetRegressor):
 
 DEFAULT_EPOCHS = 30
 DEFAULT_LR = 3e-4
-LONG_HORIZON = 336  # from here QL-LSTM defaults to lr 1e-4 (the lr parameter says why)
 MIN_TRAINING_STEPS = 1000  # short series: 1-2 batches an epoch would stop 30 epochs far from converged
 FORMAT = "qlts.forecaster"
 FORMAT_VERSION = 1
@@ -117,12 +116,13 @@ class QLLSTMForecaster(BaseEstimator):
     dropout, lr_decay, batch_size, weight_decay
         Training (Adam). ``lr_decay`` multiplies the learning rate after every epoch;
         ``batch_size`` counts windows.
-    lr : float or None
-        Adam's learning rate. None (default): 3e-4, but 1e-4 for ``cell="qllstm"`` at horizons
-        of ``LONG_HORIZON`` (336) and more, where it gave QL-LSTM a lower MSE than 3e-4 in every
-        paired run on ETTh1 (336, 720) and ETTh2 (336) (benchmarks/results/forecasting.md; on
-        Exchange, which no model forecasts better than naive, no effect); at 96 and 192 it did not,
-        nor did it help the LSTM and GRU at 336. The rate used is ``lr_``.
+    lr : float, default=3e-4
+        Adam's learning rate, for every cell and horizon (None means the default, as saved by
+        qlts before it was a number). 1e-4 gave QL-LSTM a lower MSE at horizons of 336 and more
+        on ETTh1 and ETTh2 (7 of 7 paired runs) but a higher one on ETTm1 (4x the rows), where it
+        was still improving at the 30-epoch cap; early stopping undoes a rate that is too high,
+        nothing undoes one too low for the budget (benchmarks/results/forecasting.md). The rate
+        used is ``lr_``.
     max_epochs : int or None
         At most this many epochs. None (default): 30, or on a short series as many as make
         ``MIN_TRAINING_STEPS`` (1,000) optimizer steps, since a 100-row series gives only
@@ -162,7 +162,7 @@ class QLLSTMForecaster(BaseEstimator):
 
     def __init__(self, lookback=96, horizon=24, *, segment_length=24, hidden_size=256, cell="qllstm", alpha=0.1,
                  skip=1, skip_mode="convex", learn_alpha=False, backend="auto", norm="last", affine=False,
-                 channel_independent=True, quantiles=None, zero_head=False, loss="mae", dropout=0.5, lr=None,
+                 channel_independent=True, quantiles=None, zero_head=False, loss="mae", dropout=0.5, lr=DEFAULT_LR,
                  lr_decay=1.0, max_epochs=None, batch_size=64, weight_decay=0.0, patience=5, validation_fraction=0.2,
                  nan_policy="interpolate", device="auto", random_state=None, verbose=1, on_nan="raise",
                  checkpoint_dir=None):
@@ -290,10 +290,8 @@ class QLLSTMForecaster(BaseEstimator):
         return self
 
     def _learning_rate(self):
-        """``lr``, or for None: 3e-4, and 1e-4 for QL-LSTM from LONG_HORIZON on."""
-        if self.lr is not None:
-            return float(self.lr)
-        return 1e-4 if self.cell == "qllstm" and self.horizon >= LONG_HORIZON else DEFAULT_LR
+        """``lr`` as a float (None: the default)."""
+        return DEFAULT_LR if self.lr is None else float(self.lr)
 
     def _epoch_budget(self, n_windows):
         """``max_epochs``, or for None: 30 epochs, more where that is under MIN_TRAINING_STEPS steps."""
