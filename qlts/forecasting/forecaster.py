@@ -119,8 +119,8 @@ class QLLSTMForecaster(BaseEstimator):
     lr : float, default=3e-4
         Adam's learning rate, for every cell and horizon (None means the default, as saved by
         qlts before it was a number). 1e-4 gave QL-LSTM a lower MSE at horizons of 336 and more
-        on ETTh1 and ETTh2 (7 of 7 paired runs) but a higher one on ETTm1 (4x the rows), where it
-        was still improving at the 30-epoch cap; early stopping undoes a rate that is too high,
+        on ETTh1 and ETTh2 (7 of 7 paired runs) but a higher one on Exchange at 720 and on ETTm1
+        (4x the rows), where it was still improving at the 30-epoch cap; early stopping undoes a rate that is too high,
         nothing undoes one too low for the budget (benchmarks/results/forecasting.md). The rate
         used is ``lr_``.
     max_epochs : int or None
