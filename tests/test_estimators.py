@@ -293,6 +293,23 @@ def test_save_load_reproduces_predictions(tmp_path, kind):
     assert loaded.n_features_in_ == est.n_features_in_
 
 
+def test_regressor_file_from_before_normalize_y_loads_as_a_raw_scale_model(tmp_path, monkeypatch):
+    X = sequences()
+    y = 50 + 10 * X[:, -3:, 1]
+    raw = QLLSTMRegressor(**FAST, normalize_y=False).fit(X, y)
+    saved = QLLSTMRegressor._fitted_state
+    # what such a file holds: neither the y statistics nor the normalize_y parameter
+    monkeypatch.setattr(QLLSTMRegressor, "_fitted_state",
+                        lambda self: {k: v for k, v in saved(self).items() if k not in ("y_mean_", "y_scale_")})
+    monkeypatch.setattr(QLLSTMRegressor, "_top_level_params",
+                        classmethod(lambda cls: [n for n in cls._param_defaults() if n != "normalize_y"]))
+    raw.save(tmp_path / "old.qlts")
+    monkeypatch.undo()
+    loaded = QLLSTMRegressor.load(tmp_path / "old.qlts")
+    assert loaded.y_mean_.tolist() == [0, 0, 0] and loaded.y_scale_.tolist() == [1, 1, 1]
+    np.testing.assert_array_equal(loaded.predict(X), raw.predict(X))
+
+
 def test_load_refuses_incompatible_or_foreign_files(tmp_path):
     X = sequences()
     est = QLLSTMRegressor(**FAST).fit(X, X[:, -1, 0])
