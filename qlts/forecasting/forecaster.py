@@ -83,7 +83,6 @@ class QLLSTMForecaster(BaseEstimator):
 
     The defaults (segment_length 24, hidden_size 256, MAE loss, lr 3e-4, batch 64, dropout 0.5)
     are SegRNN's ETTh1 setup; they gave the best ETTh1 score in benchmarks/results/forecasting.md.
-    QL-LSTM at horizons of 336 and more defaults to lr 1e-4 (see ``lr``).
 
     Parameters
     ----------
@@ -120,9 +119,9 @@ class QLLSTMForecaster(BaseEstimator):
         Adam's learning rate, for every cell and horizon (None means the default, as saved by
         qlts before it was a number). 1e-4 gave QL-LSTM a lower MSE at horizons of 336 and more
         on ETTh1 and ETTh2 (7 of 7 paired runs) but a higher one on Exchange at 720 and on ETTm1
-        (4x the rows), where it was still improving at the 30-epoch cap; early stopping undoes a rate that is too high,
-        nothing undoes one too low for the budget (benchmarks/results/forecasting.md). The rate
-        used is ``lr_``.
+        (4x the rows), where it was still improving at the 30-epoch cap; early stopping undoes a
+        rate that is too high, nothing undoes one too low for the budget
+        (benchmarks/results/forecasting.md). The rate used is ``lr_``.
     max_epochs : int or None
         At most this many epochs. None (default): 30, or on a short series as many as make
         ``MIN_TRAINING_STEPS`` (1,000) optimizer steps, since a 100-row series gives only
