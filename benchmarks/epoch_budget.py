@@ -30,6 +30,7 @@ CI (one seed, the noisy-sign task at 200 sequences, tiny model):
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -56,8 +57,13 @@ def budget(n_train, batch_size):
 
 
 # --- tasks: each returns (kind, X_train, y_train, X_test, score(est) -> (metric, value)) ----------
+@functools.lru_cache(maxsize=1)
+def _imdb():
+    return load_imdb()  # 50,000 reviews: read once, sampled by every (size, seed)
+
+
 def imdb(n, seed):
-    data = load_imdb()
+    data = _imdb()
     train = data["train"].sample(n, random_state=seed)
     test = data["test"].sample(2000, random_state=12345)
     enc = TextEncoder(max_len=200, max_size=5000).fit(train["text"])
