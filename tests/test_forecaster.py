@@ -185,6 +185,14 @@ def test_covariates_are_used_and_required_for_a_new_context():
         model.predict(20)
 
 
+def test_a_constant_covariate_is_only_centred():
+    y = seasonal_frame(240)
+    X = pd.DataFrame({"plant": 123.456, "temp": y["a"] * 2}, index=y.index)  # std 4e-14 by rounding
+    model = QLLSTMForecaster(48, 12, **TINY).fit(y, X)
+    assert model.scale_[2] == 1.0 and model.scale_[3] > 1.0
+    np.testing.assert_allclose(model.mean_[2], 123.456)
+
+
 def test_nan_policies_and_no_mutation():
     y = seasonal_frame(200)
     y.iloc[[20, 21, 120], 0] = np.nan

@@ -74,11 +74,22 @@ def test_two_d_is_univariate():
     np.testing.assert_allclose(scaler.inverse_transform(Z), X[:5, :7])
 
 
-def test_constant_channel_is_only_centred():
+@pytest.mark.parametrize("method", METHODS)
+def test_constant_channel_is_only_centred(method):
     X = windows(4)
-    X[:, :, 2] = 7.0
+    X[:, :, 1] = 7.0
+    X[:, :, 2] = 123.456  # its computed std is 4e-14, not 0: rounding, not spread
+    assert np.std(X[:, :, 2]) > 0
+    scaler = SequenceScaler(method).fit(X)
+    assert scaler.scale_[1:].tolist() == [1.0, 1.0]
+    Z = scaler.transform(X)
+    np.testing.assert_allclose(Z[:, :, 1:], 0.0, atol=1e-9)  # the mean's rounding; a std of 4e-14 gave +-1
+
+
+def test_standard_keeps_a_small_spread_in_small_units():
+    X = windows(5) * 1e-20  # a real spread far below float64's epsilon, on values as small
     Z = SequenceScaler().fit_transform(X)
-    np.testing.assert_array_equal(Z[:, :, 2], 0.0)
+    np.testing.assert_allclose(Z.reshape(-1, 3).std(0), 1.0, rtol=1e-10)
 
 
 def test_bad_input():

@@ -25,6 +25,7 @@ from sklearn.utils.validation import column_or_1d
 from torch.utils.data import Sampler, Subset
 
 from .._validation import as_array, check_int
+from ..preprocessing._scaler import overflowed, standard_statistics
 
 
 class Sequences(NamedTuple):
@@ -245,16 +246,16 @@ def regression_targets(y, n_samples):
 
 def target_scaling(target, normalize):
     """(mean, scale) per column of the (n, k) float64 target: its mean and standard deviation
-    (1 where constant) when ``normalize``, else 0 and 1."""
+    (1 where constant, see :func:`~qlts.preprocessing._scaler.standard_statistics`) when
+    ``normalize``, else 0 and 1."""
     k = target.shape[1]
     if not normalize:
         return np.zeros(k), np.ones(k)
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean, std = target.mean(axis=0), target.std(axis=0)
-    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+    mean, scale = standard_statistics(target)
+    if overflowed(mean, scale).size:
         raise ValueError("y: expected values whose mean and standard deviation fit in float64, got values too "
                          "large (or set normalize_y=False)")
-    return mean, np.where(std > 0, std, 1.0)
+    return mean, scale
 
 
 def scaled_targets(target, mean, scale):

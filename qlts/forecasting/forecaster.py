@@ -27,6 +27,7 @@ from ..estimators._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fi
 from ..nn.forecasting import FORECAST_CELLS, NORMS, SegRNN
 from ..parallel import limit_threads_in_worker
 from ..preprocessing import make_windows
+from ..preprocessing._scaler import overflowed, standard_statistics
 from ..utils import int_seed, private_torch_rng, resolve_device
 from ._series import align_covariates, apply_nan_policy, as_frame, check_horizon, future_index
 
@@ -251,11 +252,9 @@ class QLLSTMForecaster(BaseEstimator):
         use_val = n_val >= H and len(frame) - n_val >= need
         train_end = len(frame) - n_val if use_val else len(frame)
         # z-scores on the training rows only, so the validation tail never leaks into the scaling
-        self.mean_ = np.nanmean(values[:train_end], axis=0)
-        std = np.nanstd(values[:train_end], axis=0)
-        self.scale_ = np.where(std > 0, std, 1.0)
+        self.mean_, self.scale_ = standard_statistics(values[:train_end])
         k = frame.shape[1]
-        bad = np.flatnonzero(~(np.isfinite(self.mean_) & np.isfinite(self.scale_)))
+        bad = overflowed(self.mean_, self.scale_)
         if len(bad):  # inf, or a spread beyond float64: z-scores would be NaN and the forecasts inf/NaN
             name, col = ("y", frame.columns[bad[0]]) if bad[0] < k else ("X", cov.columns[bad[0] - k])
             raise ValueError(f"{name}: expected finite values whose mean and standard deviation fit in float64, "

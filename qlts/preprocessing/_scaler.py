@@ -100,22 +100,21 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
         if np.isnan(flat).all(axis=0).any():
             raise ValueError("X: expected at least one non-NaN value per channel, got an all-NaN channel")
         if self.method == "standard":
-            flat = flat.astype(np.float64, copy=False)  # float32 squares overflow beyond ~1e19
-            center, spread = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
+            center, scale = standard_statistics(flat)
         elif self.method == "minmax":
             lo, hi = np.nanmin(flat, axis=0), np.nanmax(flat, axis=0)
             width = self.feature_range[1] - self.feature_range[0]
-            spread = (hi - lo) / width
-            center = lo - self.feature_range[0] * _safe(spread)
+            scale = _safe((hi - lo) / width)
+            center = lo - self.feature_range[0] * scale
         else:
             q_lo, med, q_hi = np.nanpercentile(flat, [self.quantile_range[0], 50.0, self.quantile_range[1]], axis=0)
-            center, spread = med, q_hi - q_lo
+            center, scale = med, _safe(q_hi - q_lo)
         self.center_ = np.asarray(center, dtype=np.float64)
-        self.scale_ = _safe(np.asarray(spread, dtype=np.float64))
-        overflow = ~(np.isfinite(self.center_) & np.isfinite(self.scale_))
-        if overflow.any():
+        self.scale_ = np.asarray(scale, dtype=np.float64)
+        overflow = overflowed(self.center_, self.scale_)
+        if overflow.size:
             raise ValueError(f"X: expected values whose per-channel statistics fit in float64, got an overflow "
-                             f"(values too large) in channel(s) {np.flatnonzero(overflow).tolist()}")
+                             f"(values too large) in channel(s) {overflow.tolist()}")
         self.n_features_in_ = X3.shape[2]
         return self
 
@@ -152,6 +151,25 @@ class SequenceScaler(TransformerMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def standard_statistics(values):
+    """Per-column mean and scale of a 2-D array, in float64 with NaN ignored. The scale is the
+    standard deviation, or 1 for a constant column: one whose std is within the rounding error of
+    its mean (a column of 0.1 has a computed std of 1e-17, which would turn rounding into z-scores
+    of +-1; the bound is the one scikit-learn's StandardScaler uses). Check the result with
+    :func:`overflowed`: values too large make a statistic inf or NaN."""
+    values = np.asarray(values, dtype=np.float64)  # float32 squares overflow beyond ~1e19
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+        count = np.count_nonzero(~np.isnan(values), axis=0)
+        constant = ~(std > count * np.finfo(np.float64).eps * np.abs(mean))
+    return mean, np.where(constant, 1.0, std)
+
+
+def overflowed(center, scale):
+    """Indices of the columns whose center or scale is not finite."""
+    return np.flatnonzero(~(np.isfinite(center) & np.isfinite(scale)))
 
 
 def _safe(spread):
