@@ -144,3 +144,26 @@ def test_read_table_sorts_by_time_and_puts_rows_on_freq(trading_days_csv):
     plain.write_text("v\n1\n2\n3\n")
     with pytest.raises(ValueError, match=r"--freq: needs a timestamp column \(--time-col\)"):
         read_table(str(plain), freq="h")
+
+
+def test_csv_separator_is_read_from_the_header_and_decimal_commas_are_named(tmp_path):
+    """Bug: a spreadsheet export in a comma-decimal locale ("a;b" / "0,5") came back as one column
+    named 'timestamp;load', and --target could not find 'load'."""
+    from qlts.forecasting.cli import _targets, read_table
+
+    stamps = pd.date_range("2024-05-01", periods=30, freq="h")
+    load = np.random.default_rng(1).standard_normal(30)
+    frame = pd.DataFrame({"timestamp": stamps, "load": load})
+    frame.to_csv(tmp_path / "semicolon.csv", sep=";", decimal=",", index=False)
+    frame.to_csv(tmp_path / "tabs.csv.gz", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"--target: expected numeric values in column 'load', got \['-?0,\d+'.*"
+                                         r"this file writes decimal commas: pass --decimal ,"):
+        _targets(read_table(str(tmp_path / "semicolon.csv")), ["load"])
+    for name, decimal in (("semicolon.csv", ","), ("tabs.csv.gz", ".")):
+        read = _targets(read_table(str(tmp_path / name), decimal=decimal), ["load"])
+        pd.testing.assert_index_equal(read.index, pd.DatetimeIndex(stamps, name="timestamp"), check_freq=False)
+        np.testing.assert_allclose(read["load"].to_numpy(), load, rtol=1e-15)
+    words = tmp_path / "words.csv"
+    words.write_text("timestamp,load\n2024-01-01,high\n2024-01-02,low\n")
+    with pytest.raises(ValueError, match=r"column 'load', got \['high', 'low'\]$"):  # no decimal-comma hint
+        _targets(read_table(str(words)), ["load"])

@@ -1,7 +1,9 @@
 """``qlts forecast``, ``qlts backtest`` and the forecasting ``qlts demo``; :func:`register` adds them."""
 from __future__ import annotations
 
+import gzip
 import os
+import re
 import sys
 
 import pandas as pd
@@ -10,11 +12,26 @@ from ..utils import atomic_write
 from ._series import irregular_steps, is_irregular, suggested_freq
 
 _TIME_NAMES = ("date", "time", "timestamp", "datetime", "ds")
+_SEPARATORS = (",", ";", "\t", "|")
 
 
-def read_table(path, time_col=None, freq=None):
+def _csv_separator(path):
+    """The field separator of a CSV: whichever of , ; tab | its header line has most of (a
+    spreadsheet in a comma-decimal locale writes ';'). Unreadable files fail later, in pandas."""
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", errors="replace") as fh:
+            header = fh.readline()
+    except OSError:
+        return ","
+    counts = {sep: header.count(sep) for sep in _SEPARATORS}
+    return max(counts, key=counts.get) if any(counts.values()) else ","
+
+
+def read_table(path, time_col=None, freq=None, decimal="."):
     """A CSV or Parquet file as a frame indexed by its time column (``time_col``, else a column
-    named date/time/timestamp/datetime/ds, else a RangeIndex), rows in time order. With ``freq``
+    named date/time/timestamp/datetime/ds, else a RangeIndex), rows in time order. A CSV's
+    separator is read from its header line; ``decimal`` is its decimal mark. With ``freq``
     the rows are put on that frequency (missing steps become NaN rows); without it, irregular
     timestamps are an error that suggests one."""
     if not os.path.exists(path):
@@ -24,7 +41,7 @@ def read_table(path, time_col=None, freq=None):
     if not parquet and not lower.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
         raise ValueError(f"PATH: expected a .csv, .csv.gz or .parquet file, got {path!r}")
     try:
-        frame = pd.read_parquet(path) if parquet else pd.read_csv(path)
+        frame = pd.read_parquet(path) if parquet else pd.read_csv(path, sep=_csv_separator(path), decimal=decimal)
     except ImportError as exc:  # pandas needs pyarrow or fastparquet for Parquet
         raise ValueError(f"PATH: reading Parquet needs pyarrow (pip install pyarrow); got {path!r} "
                          f"and {exc}") from exc
@@ -75,6 +92,13 @@ def _targets(frame, targets):
     missing = [t for t in targets if t not in frame.columns]
     if missing:
         raise ValueError(f"--target: expected column(s) of the file {list(frame.columns)}, got unknown {missing}")
+    for name in targets:
+        column = frame[name]
+        if not pd.api.types.is_numeric_dtype(column):
+            sample = column.dropna().astype(str).head(3).tolist()
+            comma = any(re.fullmatch(r"-?\d*,\d+", v.strip()) for v in sample)
+            raise ValueError(f"--target: expected numeric values in column {name!r}, got {sample}"
+                             + ("; this file writes decimal commas: pass --decimal ," if comma else ""))
     return frame[targets]
 
 
@@ -89,7 +113,7 @@ def _forecaster(args, quantiles=None):
 def _forecast(args):
     from .plot import plot_forecast
 
-    y = _targets(read_table(args.path, args.time_col, args.freq), args.target)
+    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal), args.target)
     model = _forecaster(args, args.quantiles or None).fit(y)
     forecast = model.predict()
     table = forecast
@@ -112,7 +136,7 @@ def _backtest(args):
     from ..model_selection import backtest
     from .naive import NaiveForecaster
 
-    y = _targets(read_table(args.path, args.time_col, args.freq), args.target)
+    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal), args.target)
     initial = args.initial if args.initial is not None else int(len(y) * 0.7)
     folds = dict(initial=initial, step=args.step or args.horizon, horizon=args.horizon, refit=args.refit,
                  metrics=("mse", "mae", "mase"))
@@ -148,6 +172,8 @@ def _model_arguments(p):
                    "rows are put in time order")
     p.add_argument("--freq", default=None, help="put the rows on this pandas frequency first, e.g. B for trading "
                    "days, h, D, 15min (missing steps are interpolated)")
+    p.add_argument("--decimal", default=".", help="decimal mark of a CSV (default '.'; ',' for files written in "
+                   "a comma-decimal locale, which separate fields with ';', read from the header)")
     p.add_argument("--horizon", type=int, default=24)
     p.add_argument("--lookback", type=int, default=96)
     p.add_argument("--segment-length", type=int, default=24)
