@@ -261,6 +261,11 @@ def test_bad_input():
         model.predict_quantiles()
     with pytest.raises(TypeError, match="y: expected a pandas Series/DataFrame or a numpy array, got str"):
         QLLSTMForecaster(24, 6).fit("data.csv")
+    monthly = y.set_axis(pd.period_range("2000-01", periods=len(y), freq="M"))
+    with pytest.raises(TypeError, match=r"y: expected a DatetimeIndex .*got a PeriodIndex \(freq M\); convert it "
+                                        r"with y.to_timestamp\(\)"):
+        QLLSTMForecaster(24, 6, **TINY).fit(monthly)
+    assert len(QLLSTMForecaster(24, 6, **TINY).fit(monthly.to_timestamp()).predict()) == 6  # the advice works
 
 
 @pytest.mark.parametrize("param, value, error, message", [

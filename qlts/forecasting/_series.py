@@ -86,6 +86,9 @@ def check_index(index, name="y"):
                              f"{name}.asfreq({'freq' if freq is None else repr(freq)}): the missing steps become "
                              "NaN, which nan_policy fills or drops")
         return
+    if isinstance(index, pd.PeriodIndex):
+        raise TypeError(f"{name}: expected a DatetimeIndex or an integer/RangeIndex, got a PeriodIndex "
+                        f"(freq {index.freqstr}); convert it with {name}.to_timestamp()")
     if not pd.api.types.is_integer_dtype(index):
         raise TypeError(f"{name}: expected a DatetimeIndex or an integer/RangeIndex, got {type(index).__name__} "
                         f"of dtype {index.dtype}")
