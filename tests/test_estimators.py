@@ -263,6 +263,53 @@ def test_sample_weight_with_a_dataset_is_refused():
         QLLSTMRegressor(**FAST).fit(data, None, sample_weight=np.ones(10))
 
 
+def test_class_weight_is_a_weight_per_sample_of_its_class():
+    X = sequences(n=64)
+    y = labels(X)
+    classes, counts = np.unique(y, return_counts=True)
+    balanced = len(y) / (len(classes) * counts)
+    by_hand = QLLSTMClassifier(**FAST).fit(X, y, sample_weight=balanced[np.searchsorted(classes, y)])
+    est = QLLSTMClassifier(**FAST, class_weight="balanced").fit(X, y)
+    np.testing.assert_allclose(est.class_weight_, balanced)
+    np.testing.assert_array_equal(est.predict_proba(X), by_hand.predict_proba(X))
+    # a dict weighs the classes it names and leaves the others at 1; it multiplies sample_weight
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
+    est = QLLSTMClassifier(**FAST, class_weight={"up": 3.0}).fit(X, y, sample_weight=sw)
+    by_hand = QLLSTMClassifier(**FAST).fit(X, y, sample_weight=sw * np.where(y == "up", 3.0, 1.0))
+    assert est.class_weight_.tolist() == [1.0, 1.0, 3.0]  # classes_ are down, flat, up
+    np.testing.assert_allclose(est.predict_proba(X), by_hand.predict_proba(X), rtol=1e-6, atol=1e-7)
+    plain = QLLSTMClassifier(**FAST).fit(X, y)
+    assert not np.allclose(est.predict_proba(X), plain.predict_proba(X))  # the weights changed the fit
+    heavy = QLLSTMClassifier(**FAST, class_weight={"up": 100.0}).fit(X, y)
+    assert (heavy.predict(X) == "up").mean() > (plain.predict(X) == "up").mean()
+
+
+@pytest.mark.parametrize("class_weight, message", [
+    ("auto", r"class_weight: expected None, 'balanced' or a dict \{label: weight\}, got 'auto'"),
+    ({"sideways": 2.0}, r"class_weight: expected labels among the classes \['down', 'flat', 'up'\], got \['sideways'\]"),
+    ({"up": -1.0}, r"class_weight: expected finite weights >= 0, not all zero, got \{'up': -1.0\}"),
+])
+def test_class_weight_bad_values_name_themselves(class_weight, message):
+    X = sequences()
+    with pytest.raises(ValueError, match=message):
+        QLLSTMClassifier(**FAST, class_weight=class_weight).fit(X, labels(X))
+    with pytest.raises(ValueError, match=r"class_weight: 'balanced' weighs each class by its count in y, got no "
+                                         r"sample of class\(es\) \['flat'\]"):
+        QLLSTMClassifier(**FAST, class_weight="balanced").partial_fit(X[:4], ["up", "down"] * 2,
+                                                                      classes=["down", "flat", "up"])
+
+
+def test_class_weight_with_integer_labels_survives_save_and_load(tmp_path):
+    X = sequences()
+    y = (X[:, :, 0].sum(1) > 0).astype(int)
+    est = QLLSTMClassifier(**FAST, class_weight={0: 1.0, 1: 4.0}).fit(X, y)
+    est.save(tmp_path / "m.qlts")
+    twin = QLLSTMClassifier.load(tmp_path / "m.qlts")
+    assert twin.class_weight == {0: 1.0, 1: 4.0} and twin.class_weight_.tolist() == [1.0, 4.0]
+    np.testing.assert_array_equal(twin.predict_proba(X), est.predict_proba(X))
+    twin.partial_fit(X, y)  # goes on training with the same weights (keys are ints again, not "0", "1")
+
+
 def test_pickle_round_trip():
     X = sequences()
     est = QLLSTMClassifier(**FAST).fit(X, labels(X))

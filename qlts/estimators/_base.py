@@ -428,11 +428,16 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
             check_n_channels(seq, self.n_features_in_, type(self).__name__)
         target = self._encode_targets(y, len(seq.x), reset=reset, classes=classes)
         X_net = seq.as_net_input()
-        if sample_weight is not None:
-            X_net["sample_weight"] = sample_weights(sample_weight, len(seq.x))
+        weight = self._training_weights(sample_weight, target)
+        if weight is not None:
+            X_net["sample_weight"] = weight
         if reset:
             self.n_features_in_ = seq.n_channels
         return X_net, target
+
+    def _training_weights(self, sample_weight, target):
+        """Per-sample loss weights (n,) float32, or None for an unweighted loss."""
+        return None if sample_weight is None else sample_weights(sample_weight, len(target))
 
     def _prepare_dataset(self, dataset, y, *, reset):
         raise TypeError(f"X: {type(self).__name__} expects arrays or lists of sequences, got a torch Dataset "

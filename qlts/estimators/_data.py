@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from scipy import sparse
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 from torch.utils.data import Sampler, Subset
@@ -199,6 +200,28 @@ def sample_weights(sample_weight, n_samples):
     if not w.any():
         raise ValueError("sample_weight: expected at least one positive weight, got all zeros")
     return w.astype(np.float32)
+
+
+def class_weights(class_weight, classes, labels):
+    """float64 weight of each class in ``classes`` for ``class_weight`` None (all 1), "balanced"
+    (n / (n_classes * count), scikit-learn's) or a {label: weight} dict (missing labels weigh 1)."""
+    if class_weight is None:
+        return np.ones(len(classes))
+    if not (isinstance(class_weight, dict) or (isinstance(class_weight, str) and class_weight == "balanced")):
+        raise ValueError(f"class_weight: expected None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}")
+    if isinstance(class_weight, dict):
+        unknown = [label for label in class_weight if label not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(f"class_weight: expected labels among the classes {classes.tolist()!r}, got {unknown!r}")
+        weights = np.array([class_weight.get(label, 1.0) for label in classes.tolist()], dtype=np.float64)
+        if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.any()):
+            raise ValueError(f"class_weight: expected finite weights >= 0, not all zero, got {class_weight!r}")
+        return weights
+    missing = np.setdiff1d(classes, labels)
+    if len(missing):
+        raise ValueError(f"class_weight: 'balanced' weighs each class by its count in y, got no sample of "
+                         f"class(es) {missing.tolist()!r}; pass a dict of weights")
+    return compute_class_weight("balanced", classes=classes, y=labels)
 
 
 def class_labels(y, n_samples):

@@ -48,6 +48,16 @@ FORMAT_VERSION = 1
 _UNCHECKSUMMED_KEYS = {"format", "format_version", "qlts_version", "estimator", "config", "state_dict"}
 
 
+_ITEMS = "__qlts_dict_items__"
+
+
+def from_jsonable(value):
+    """The value :func:`jsonable` encoded (dicts with non-string keys come back as such)."""
+    if isinstance(value, dict) and set(value) == {_ITEMS}:
+        return {key: item for key, item in value[_ITEMS]}
+    return value
+
+
 def jsonable(name, value):
     """``value`` of hyper-parameter ``name`` as a JSON value, or a ValueError saying why it cannot be one."""
     if isinstance(value, np.generic):
@@ -59,6 +69,9 @@ def jsonable(name, value):
             return value.__name__
     if name == "random_state" and isinstance(value, np.random.RandomState):
         return None  # consumed by fit; it cannot be restored to its state before fit anyway
+    if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
+        # JSON keys are strings: class_weight={0: 5.0} would load as {"0": 5.0}
+        return {_ITEMS: [[jsonable(name, key), jsonable(name, item)] for key, item in value.items()]}
     try:
         json.dumps(value)
     except TypeError:
@@ -159,7 +172,7 @@ def read_saved(path, cls, fmt, version, what):
         raise ValueError(f"{path}: expected a saved {cls.__name__}, got a {payload.get('estimator')}; "
                          f"use {payload.get('estimator')}.load")
     config = json.loads(payload["config"])
-    params = config["params"]
+    params = config["params"] = {name: from_jsonable(value) for name, value in config["params"].items()}
     device = params.get("device")
     if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
         warnings.warn(f"{path} was saved with device={device!r}, which is not available here; loading on the CPU",

@@ -9,7 +9,7 @@ from skorch.utils import to_numpy
 from sklearn.metrics import accuracy_score
 
 from ._base import PARAMETERS_DOC, QLLSTMEstimatorBase
-from ._data import class_labels, encode_labels
+from ._data import class_labels, class_weights, encode_labels
 
 
 def _valid_accuracy(net, X, y):
@@ -22,8 +22,15 @@ class QLLSTMClassifier(QLLSTMEstimatorBase, NeuralNetClassifier):
     trained with cross-entropy. Binary and multi-class; labels of any type (strings too).
 
     ``predict_proba`` columns follow ``classes_`` (sorted labels).
+
+    ``class_weight`` (None, "balanced" or {label: weight}) multiplies each sample's loss by the
+    weight of its class, as in scikit-learn's classifiers: "balanced" weighs class c by
+    n / (n_classes * count(c)) in the y given to ``fit`` (or to the first ``partial_fit``), so a
+    rare class counts as much as a common one. It multiplies ``sample_weight`` where both are given.
 """ + PARAMETERS_DOC + """    classes_ : ndarray
         The class labels, sorted.
+    class_weight_ : ndarray of shape (n_classes,)
+        The weight of each class in ``classes_`` (all 1 without ``class_weight``).
 
     Examples
     --------
@@ -38,6 +45,10 @@ class QLLSTMClassifier(QLLSTMEstimatorBase, NeuralNetClassifier):
 
     _default_criterion = torch.nn.CrossEntropyLoss
     _stratified_holdout = True
+
+    def __init__(self, *, class_weight=None, **kwargs):
+        super().__init__(**kwargs)
+        self.class_weight = class_weight
 
     def check_data(self, X, y):
         """classes_ come from the labels in fit; skorch would re-infer them from the codes."""
@@ -55,7 +66,17 @@ class QLLSTMClassifier(QLLSTMEstimatorBase, NeuralNetClassifier):
         if len(known) < 2:
             raise ValueError(f"y: expected at least 2 classes, got 1 class ({known[0]!r})")
         self.n_outputs_ = len(known)
+        if reset:
+            self.class_weight_ = class_weights(self.class_weight, known, labels)
         return encode_labels(labels, known)
+
+    def _training_weights(self, sample_weight, target):
+        """sample_weight times the weight of each sample's class (as scikit-learn's classifiers)."""
+        weight = super()._training_weights(sample_weight, target)
+        if self.class_weight is None and weight is None:
+            return None
+        by_class = self.class_weight_[target].astype(np.float32)
+        return by_class if weight is None else weight * by_class
 
     def predict_proba(self, X):
         """Class probabilities, (n, n_classes) float64, columns in the order of ``classes_``."""
@@ -73,8 +94,10 @@ class QLLSTMClassifier(QLLSTMEstimatorBase, NeuralNetClassifier):
 
     def _fitted_state(self):
         classes = self.classes_
-        return {**super()._fitted_state(), "classes": classes.tolist(), "classes_dtype": classes.dtype.str}
+        return {**super()._fitted_state(), "classes": classes.tolist(), "classes_dtype": classes.dtype.str,
+                "class_weight_": self.class_weight_.tolist()}
 
     def _restore_fitted_state(self, state):
         super()._restore_fitted_state(state)
         self.classes_inferred_ = np.array(state["classes"], dtype=np.dtype(state["classes_dtype"]))
+        self.class_weight_ = np.array(state.get("class_weight_", [1.0] * len(state["classes"])))  # older files
