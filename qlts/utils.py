@@ -24,6 +24,23 @@ def resolve_device(device="auto") -> str:
     return str(device)
 
 
+def check_device(device):
+    """:func:`resolve_device`, for a device that exists here. Else a CUDA device on a machine
+    without one fails at the first tensor move, with torch's "Torch not compiled with CUDA enabled"."""
+    name = resolve_device(device)
+    resolved = torch.device(name)
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            build = "" if torch.version.cuda else ", a build without CUDA"
+            raise ValueError(f"device: expected a device this machine has, got {device!r}, but it has {count} "
+                             f"CUDA device(s) (torch {torch.__version__}{build}); use device='auto' or 'cpu'")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device: expected a device this machine has, got {device!r}, but MPS is not available; "
+                         "use device='auto' or 'cpu'")
+    return name
+
+
 def int_seed(random_state):
     """An int seed from ``random_state``: an int, a numpy RandomState (one draw from it) or None."""
     if random_state is None or isinstance(random_state, numbers.Integral):

@@ -666,11 +666,19 @@ def test_predict_before_fit_and_feature_count_mismatch():
     with pytest.raises(ValueError, match="X has 2 features per time step, but QLLSTMClassifier is expecting 3"):
         est.predict(X0[:, :, :2])
     assert est.predict(X0[:, :5]).shape == (10,)  # another sequence length is fine
+    with pytest.raises(ValueError, match=r"expecting 3 features as input \(as in fit\); a 2-D X is n univariate "
+                                         r"sequences \(n, T\): pass one \(T, F\) sequence as X\[None\]$"):
+        est.predict(X0[0])  # one sequence (T, F) as it is
+    assert est.predict(X0[0][None]).shape == (1,)
 
 
 @pytest.mark.parametrize("param, value, error, message", [
     # each reached torch, sklearn or os.path unnamed, or was accepted silently
     ("device", "tpu", ValueError, r"device: expected 'auto', 'cpu', 'cuda'.*got 'tpu'"),
+    # one past the last GPU (none here): torch's "Torch not compiled with CUDA enabled" at the first move
+    ("device", f"cuda:{torch.cuda.device_count()}", ValueError,
+     rf"device: expected a device this machine has, got 'cuda:{torch.cuda.device_count()}', but it has "
+     rf"{torch.cuda.device_count()} CUDA device\(s\) \(torch .*\); use device='auto' or 'cpu'"),
     ("random_state", "x", TypeError, r"random_state: expected an int, a numpy RandomState or None, got str 'x'"),
     ("checkpoint_dir", 5, TypeError, r"checkpoint_dir: expected a folder path .*got int 5"),
     ("early_stopping", "no", ValueError, r"early_stopping: expected one of \[False, True\], got 'no'"),

@@ -22,7 +22,7 @@ from torch.utils.data import Subset
 from .._validation import check_choice, check_float, check_int
 from ..nn.encoder import CELLS, POOLINGS, SequenceModel
 from ..parallel import limit_threads_in_worker
-from ..utils import int_seed, private_torch_rng, resolve_device
+from ..utils import check_device, int_seed, private_torch_rng, resolve_device
 from . import _persist
 from ._callbacks import ON_NAN, GuardedNetMixin, checkpoint_path, fingerprint
 from ._data import (LengthBucketSampler, as_sequences, built_from_arrays, check_n_channels, dataset_lengths,
@@ -384,7 +384,7 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
             check_choice(name, getattr(self, name), (False, True))
         if self.vocab_size is not None:  # checked before X is read as token ids
             check_int("vocab_size", self.vocab_size, min_value=2)
-        resolve_device(self.__dict__.get("device", "auto"))
+        check_device(self.__dict__.get("device", "auto"))
 
     def _seed(self):
         """An int seed from random_state (an int, a RandomState or None)."""

@@ -175,8 +175,11 @@ def as_sequences(X, *, vocab_size=None, owner=None) -> Sequences:
 
 def check_n_channels(seq: Sequences, expected, owner):
     if seq.n_channels != expected:
+        # a single (T, F) sequence passed as it is reads as T univariate sequences of length F
+        hint = "; a 2-D X is n univariate sequences (n, T): pass one (T, F) sequence as X[None]" \
+            if seq.n_channels == 1 else ""
         raise ValueError(f"X has {seq.n_channels} features per time step, but {owner} is expecting "
-                         f"{expected} features as input (as in fit)")
+                         f"{expected} features as input (as in fit){hint}")
 
 
 def _check_y_present(y, n_samples):

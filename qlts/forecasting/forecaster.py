@@ -28,7 +28,7 @@ from ..nn.forecasting import FORECAST_CELLS, NORMS, SegRNN
 from ..parallel import limit_threads_in_worker
 from ..preprocessing import make_windows
 from ..preprocessing._scaler import overflowed, standard_statistics
-from ..utils import int_seed, private_torch_rng, resolve_device
+from ..utils import check_device, int_seed, private_torch_rng, resolve_device
 from ._series import align_covariates, apply_nan_policy, as_frame, check_horizon, future_index
 
 LOSSES = ("mse", "mae")
@@ -220,7 +220,7 @@ class QLLSTMForecaster(BaseEstimator):
         check_choice("on_nan", self.on_nan, ON_NAN)
         for name in ("affine", "channel_independent", "zero_head", "learn_alpha"):  # "no" would be truthy
             check_choice(name, getattr(self, name), (False, True))
-        resolve_device(self.device)
+        check_device(self.device)
         return self._quantile_levels()
 
     def _quantile_levels(self):
