@@ -834,6 +834,10 @@ def test_bucket_by_length_refuses_a_sampler_of_the_users():
     message = r"bucket_by_length: expected no iterator_train__drop_last with bucket_by_length=True"
     with pytest.raises(ValueError, match=message):
         QLLSTMRegressor(**FAST, bucket_by_length=True, iterator_train__drop_last=True).fit(ragged(), np.arange(12.0))
+    with pytest.raises(ValueError, match=r"bucket_by_length: expected no iterator_train__shuffle=False with "
+                                         r"bucket_by_length=True \(its batches come in a new random order"):
+        QLLSTMRegressor(**FAST, bucket_by_length=True, iterator_train__shuffle=False).fit(ragged(), np.arange(12.0))
+    QLLSTMRegressor(**FAST, bucket_by_length=True, iterator_train__shuffle=True).fit(ragged(), np.arange(12.0))
 
 
 def test_bucket_by_length_without_lengths_keeps_the_plain_loader():

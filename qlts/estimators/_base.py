@@ -331,7 +331,9 @@ class QLLSTMEstimatorBase(GuardedNetMixin, _SampleWeightedLoss):
                 given = ", ".join(f"iterator_train__{name}" for name in clash)
                 raise ValueError(f"bucket_by_length: expected no {given} with bucket_by_length=True (the length "
                                  f"buckets are the batch sampler), got both")
-            kwargs.pop("shuffle", None)  # the sampler shuffles
+            if kwargs.pop("shuffle", True) is False:  # the sampler shuffles
+                raise ValueError("bucket_by_length: expected no iterator_train__shuffle=False with "
+                                 "bucket_by_length=True (its batches come in a new random order every epoch), got both")
             return self.iterator_train(dataset, batch_sampler=LengthBucketSampler(lengths, batch_size), **kwargs)
         if not {"shuffle", "sampler", "batch_sampler"} & set(kwargs) and built_from_arrays(dataset):
             # Arrays are in memory: a new row order every epoch, as scikit-learn's MLP does (rows sorted
