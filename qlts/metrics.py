@@ -1,4 +1,4 @@
-"""Forecast accuracy metrics: MSE, MAE, MASE and the pinball (quantile) loss.
+"""Forecast accuracy metrics: MSE, MAE, MASE, the pinball (quantile) loss and interval coverage.
 
 Every metric takes ``y_true`` and ``y_pred`` of the same shape (arrays, Series or DataFrames)
 and averages over all elements. NaN in either argument is an error, never silently skipped.
@@ -9,8 +9,8 @@ import numpy as np
 
 from ._validation import as_array, check_float, check_int
 
-__all__ = ["mean_squared_error", "mean_absolute_error", "mean_absolute_scaled_error", "pinball_loss", "METRICS",
-           "get_metric"]
+__all__ = ["mean_squared_error", "mean_absolute_error", "mean_absolute_scaled_error", "pinball_loss",
+           "mean_pinball_loss", "interval_coverage", "METRICS", "QUANTILE_METRICS", "get_metric"]
 
 
 def _floats(name, values):
@@ -64,13 +64,45 @@ def pinball_loss(y_true, y_pred, quantile):
     return float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
 
 
+def _quantile_forecasts(y_true, y_quantiles, quantiles):
+    """y_true (...) and its quantile forecasts (..., Q) for the increasing ``quantiles`` (Q,)."""
+    levels = [check_float("quantiles", q, low=0.0, high=1.0, low_open=True, high_open=True)
+              for q in np.atleast_1d(quantiles)]
+    a = _floats("y_true", y_true)
+    b = _floats("y_quantiles", y_quantiles)
+    if b.shape != a.shape + (len(levels),):
+        raise ValueError(f"y_quantiles: expected shape y_true.shape + (len(quantiles),) = "
+                         f"{a.shape + (len(levels),)}, got {b.shape}")
+    return a, b, levels
+
+
+def mean_pinball_loss(y_true, y_quantiles, quantiles):
+    """Pinball loss averaged over the quantile levels: ``y_quantiles[..., j]`` forecasts level
+    ``quantiles[j]`` of ``y_true``."""
+    a, b, levels = _quantile_forecasts(y_true, y_quantiles, quantiles)
+    return float(np.mean([pinball_loss(a, b[..., j], q) for j, q in enumerate(levels)]))
+
+
+def interval_coverage(y_true, y_quantiles, quantiles):
+    """Share of ``y_true`` inside the band from the lowest to the highest quantile forecast; a
+    calibrated band covers max(quantiles) - min(quantiles) of the values."""
+    a, b, levels = _quantile_forecasts(y_true, y_quantiles, quantiles)
+    lo, hi = b[..., int(np.argmin(levels))], b[..., int(np.argmax(levels))]
+    _pair(a, lo), _pair(a, hi)  # finite, non-empty
+    return float(np.mean((lo <= a) & (a <= hi)))
+
+
 METRICS = {"mse": mean_squared_error, "mae": mean_absolute_error, "mase": mean_absolute_scaled_error}
+# scored on quantile forecasts (a forecaster with ``quantiles``): f(y_true, y_quantiles, quantiles)
+QUANTILE_METRICS = {"pinball": mean_pinball_loss, "coverage": interval_coverage}
 
 
 def get_metric(name):
-    """The metric function called ``name`` ("mse", "mae", "mase"), or ``name`` itself when callable."""
+    """The metric function called ``name`` ("mse", "mae", "mase"; "pinball", "coverage" on quantile
+    forecasts), or ``name`` itself when callable."""
     if callable(name):
         return name
-    if not isinstance(name, str) or name not in METRICS:
-        raise ValueError(f"metrics: expected a callable or one of {sorted(METRICS)!r}, got {name!r}")
-    return METRICS[name]
+    if not isinstance(name, str) or name not in {**METRICS, **QUANTILE_METRICS}:
+        raise ValueError(f"metrics: expected a callable or one of {sorted({**METRICS, **QUANTILE_METRICS})!r}, "
+                         f"got {name!r}")
+    return METRICS.get(name) or QUANTILE_METRICS[name]

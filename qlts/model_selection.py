@@ -21,7 +21,7 @@ from sklearn.model_selection import ParameterGrid
 from ._validation import check_choice, check_int
 from .forecasting import NaiveForecaster
 from .forecasting._series import align_covariates, as_frame
-from .metrics import get_metric, mean_absolute_scaled_error
+from .metrics import QUANTILE_METRICS, get_metric, mean_absolute_scaled_error
 
 __all__ = ["BacktestFolds", "backtest", "ForecasterGridSearch", "NaiveForecaster"]
 
@@ -89,7 +89,10 @@ def backtest(forecaster, y, X=None, *, initial=None, step=None, horizon=None, wi
     :class:`BacktestFolds`. ``refit=True`` fits a fresh clone at every cutoff; ``False`` fits once
     at the first cutoff and then only forecasts from each later cutoff's history; an int n
     refits every n folds. ``metrics`` are names ("mse", "mae", "mase") or callables
-    ``f(y_true, y_pred)``, computed on the original scale over all target columns.
+    ``f(y_true, y_pred)``, computed on the original scale over all target columns. For a
+    forecaster with ``quantiles``, "pinball" (the loss averaged over its quantiles) and
+    "coverage" (the share of values inside its outermost quantiles) score the quantile forecasts,
+    which ``forecasts`` then holds too (columns ``<column>_q<level>``).
     ``n_jobs`` runs the fits in parallel through joblib (each model with the folds it forecasts),
     so ``with joblib.parallel_backend("dask"):`` distributes them; the results do not depend on it.
 
@@ -119,6 +122,10 @@ def backtest(forecaster, y, X=None, *, initial=None, step=None, horizon=None, wi
         raise TypeError(f"metrics: expected a list or tuple of metric names or callables, got "
                         f"{type(metrics).__name__} {metrics!r}{hint}")
     scorers = {(m if isinstance(m, str) else getattr(m, "__name__", "metric")): get_metric(m) for m in metrics}
+    quantile_metrics = [name for name, f in scorers.items() if f in QUANTILE_METRICS.values()]
+    if quantile_metrics and getattr(forecaster, "quantiles", None) is None:
+        raise ValueError(f"metrics: {quantile_metrics[0]!r} scores quantile forecasts, so it expects a forecaster "
+                         f"with quantiles (such as QLLSTMForecaster(quantiles=[0.1, 0.9])), got {forecaster!r}")
     folds = list(enumerate(cv.split(len(frame))))
     # one block per fitted model: it is fit at the block's first fold and forecasts the others
     blocks = [folds[i:i + every] for i in range(0, len(folds), every)] if every else [folds]
@@ -150,10 +157,18 @@ def _backtest_block(forecaster, frame, cov, series, horizon, folds, scorers):
         row = {"fold": fold, "cutoff": frame.index[cutoff], "n_train": cutoff - start, "fit_time": fit_time}
         scored = truth.to_numpy(), pred.to_numpy(), train_y.to_numpy()
         _check_scored_rows(scored[0])
-        row.update({name: _score(name, f, *scored) for name, f in scorers.items()})
+        quantiles = None
+        if any(f in QUANTILE_METRICS.values() for f in scorers.values()):
+            quantiles = model.predict_quantiles(horizon, X=train_X, y=as_user(train_y))
+            levels = list(quantiles.columns.levels[1])
+            bands = quantiles.to_numpy().reshape(truth.shape + (len(levels),))  # columns are (column, level)
+        row.update({name: f(scored[0], bands, levels) if f in QUANTILE_METRICS.values() else _score(name, f, *scored)
+                    for name, f in scorers.items()})
         rows.append(row)
         long = pd.concat({"forecast": pred, "actual": truth}, axis=1)
         long.columns = [f"{col}_{kind}" for kind, col in long.columns]
+        if quantiles is not None:
+            long[[f"{col}_q{level:g}" for col, level in quantiles.columns]] = quantiles.to_numpy()
         forecasts.append(long.assign(fold=fold, cutoff=frame.index[cutoff]))
     return rows, forecasts
 
@@ -188,7 +203,9 @@ class ForecasterGridSearch(BaseEstimator):
         _check_forecaster(self.forecaster)
         if not isinstance(self.cv, BacktestFolds):
             raise TypeError(f"cv: expected a BacktestFolds, got {type(self.cv).__name__}")
-        get_metric(self.scoring)
+        if get_metric(self.scoring) is QUANTILE_METRICS["coverage"]:
+            raise ValueError("scoring: expected a loss to minimise, got 'coverage' (a calibrated band covers its "
+                             "nominal share, neither the most nor the least); use 'pinball'")
         candidates = list(ParameterGrid(self.param_grid))
         if not candidates:
             raise ValueError(f"param_grid: expected at least one candidate, got {self.param_grid!r}")

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qlts.metrics import (get_metric, mean_absolute_error, mean_absolute_scaled_error, mean_squared_error,
-                          pinball_loss)
+from qlts.metrics import (get_metric, interval_coverage, mean_absolute_error, mean_absolute_scaled_error,
+                          mean_pinball_loss, mean_squared_error, pinball_loss)
 
 
 def test_mse_mae_by_hand():
@@ -29,6 +29,20 @@ def test_pinball_by_hand():
     assert pinball_loss(y, p, 0.5) == pytest.approx(mean_absolute_error(y, p) / 2)
 
 
+def test_quantile_forecast_metrics_by_hand():
+    y = np.array([10.0, 10.0, 20.0])
+    bands = np.array([[8.0, 13.0], [11.0, 12.0], [15.0, 25.0]])  # (n, levels) for levels 0.1 and 0.9
+    by_level = [pinball_loss(y, bands[:, 0], 0.1), pinball_loss(y, bands[:, 1], 0.9)]
+    assert mean_pinball_loss(y, bands, [0.1, 0.9]) == pytest.approx(np.mean(by_level))
+    assert interval_coverage(y, bands, [0.1, 0.9]) == pytest.approx(2 / 3)  # 10 is below the second band
+    assert interval_coverage(y, bands[:, ::-1], [0.9, 0.1]) == pytest.approx(2 / 3)  # levels in any order
+    with pytest.raises(ValueError, match=r"y_quantiles: expected shape y_true.shape \+ \(len\(quantiles\),\) = "
+                                         r"\(3, 3\), got \(3, 2\)"):
+        mean_pinball_loss(y, bands, [0.1, 0.5, 0.9])
+    with pytest.raises(ValueError, match=r"quantiles: expected a float in \(0.0, 1.0\), got 1.5"):
+        interval_coverage(y, bands, [0.1, 1.5])
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match=r"y_pred: expected the shape of y_true \(3,\), got \(2,\)"):
         mean_squared_error([1, 2, 3], [1, 2])
@@ -38,7 +52,8 @@ def test_bad_input():
         pinball_loss([1.0], [1.0], 1.0)
     with pytest.raises(ValueError, match="y_train: expected a series whose seasonal naive in-sample MAE"):
         mean_absolute_scaled_error([1.0], [2.0], y_train=[3.0, 3.0, 3.0])
-    with pytest.raises(ValueError, match=r"metrics: expected a callable or one of \['mae', 'mase', 'mse'\], got 'rm"):
+    with pytest.raises(ValueError, match=r"metrics: expected a callable or one of \['coverage', 'mae', 'mase', 'mse', "
+                                         r"'pinball'\], got 'rm"):
         get_metric("rmse")
 
 

@@ -95,6 +95,68 @@ class Scaled(BaseEstimator):
         return self.alpha * self.naive_.predict(horizon, y=y)
 
 
+class NaiveBand(BaseEstimator):
+    """The last value, with the quantiles last -/+ width (a band of fixed width)."""
+
+    def __init__(self, width=1.0, quantiles=(0.1, 0.9), horizon=1):
+        self.width, self.quantiles, self.horizon = width, quantiles, horizon
+
+    def fit(self, y, X=None):
+        self.naive_ = NaiveForecaster().fit(y)
+        return self
+
+    def predict(self, horizon=None, X=None, y=None):
+        return self.naive_.predict(horizon, y=y)
+
+    def predict_quantiles(self, horizon=None, X=None, y=None):
+        point = self.predict(horizon, y=y)
+        columns = pd.MultiIndex.from_product([point.columns, [0.1, 0.9]], names=["column", "quantile"])
+        return pd.DataFrame(np.hstack([point - self.width, point + self.width]), index=point.index, columns=columns)
+
+
+def test_backtest_scores_quantile_forecasts_by_hand():
+    y = daily(np.arange(30.0) ** 1.5)
+    scores, forecasts = backtest(NaiveBand(width=10.0), y, initial=20, step=5, horizon=4,
+                                 metrics=("mae", "pinball", "coverage"))
+    for fold, cutoff in enumerate([20, 25]):
+        truth, last = y.iloc[cutoff:cutoff + 4].to_numpy(), y.iloc[cutoff - 1]
+        lo, hi = last - 10.0, last + 10.0
+        pinball = (np.mean(np.maximum(0.1 * (truth - lo), -0.9 * (truth - lo)))
+                   + np.mean(np.maximum(0.9 * (truth - hi), -0.1 * (truth - hi)))) / 2
+        assert scores.loc[fold, "pinball"] == pytest.approx(pinball)
+        assert scores.loc[fold, "coverage"] == pytest.approx(np.mean((lo <= truth) & (truth <= hi)))
+        rows = forecasts[forecasts["fold"] == fold]
+        np.testing.assert_allclose(rows[["v_q0.1", "v_q0.9"]].to_numpy(), np.c_[[lo] * 4, [hi] * 4])
+    assert 0 < scores["coverage"].min() < 1  # the series outgrows the band within some folds
+    search = ForecasterGridSearch(NaiveBand(), {"width": [0.1, 10.0, 500.0]}, cv=BacktestFolds(20, 5, 4),
+                                  scoring="pinball").fit(y)
+    assert search.best_params_ == {"width": 10.0}  # too narrow and too wide both cost pinball loss
+    with pytest.raises(ValueError, match=r"scoring: expected a loss to minimise, got 'coverage'"):
+        ForecasterGridSearch(NaiveBand(), {"width": [1.0]}, cv=BacktestFolds(20, 5, 4), scoring="coverage").fit(y)
+    with pytest.raises(ValueError, match=r"metrics: 'pinball' scores quantile forecasts, so it expects a forecaster "
+                                         r"with quantiles \(such as QLLSTMForecaster\(quantiles=\[0.1, 0.9\]\)\), got "
+                                         r"NaiveForecaster\(\)"):
+        backtest(NaiveForecaster(), y, initial=20, horizon=4, metrics=("mse", "pinball"))
+
+
+def test_backtest_quantile_columns_follow_the_forecasters_columns():
+    from qlts.metrics import mean_pinball_loss
+
+    t = np.arange(160)
+    y = pd.DataFrame({"a": np.sin(t / 4), "b": 10 + np.cos(t / 3)}, index=pd.date_range("2024", periods=160, freq="h"))
+    model = QLLSTMForecaster(24, 6, segment_length=6, hidden_size=8, max_epochs=2, quantiles=[0.2, 0.8], verbose=0,
+                             random_state=0, backend="torch")
+    scores, forecasts = backtest(model, y, initial=140, horizon=6, metrics=("pinball",))
+    fitted = QLLSTMForecaster(**model.get_params()).fit(y.iloc[:140])
+    bands = fitted.predict_quantiles(6)
+    for col in ("a", "b"):
+        first = forecasts[forecasts["fold"] == 0]
+        np.testing.assert_allclose(first[[f"{col}_q0.2", f"{col}_q0.8"]].to_numpy(), bands[col].to_numpy(), rtol=1e-6)
+    truth = y.iloc[140:146].to_numpy()
+    by_hand = mean_pinball_loss(truth, np.stack([bands["a"].to_numpy(), bands["b"].to_numpy()], axis=1), [0.2, 0.8])
+    assert scores.loc[0, "pinball"] == pytest.approx(by_hand)
+
+
 def test_grid_search_mechanics():
     y = daily(50 + np.random.default_rng(1).standard_normal(80))
     with parallel_backend("threading"):  # n_jobs goes through joblib (threads: no process start-up in a test)
