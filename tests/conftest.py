@@ -5,8 +5,20 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# (param, value, error, message) that the estimators and the forecaster reject alike at fit
+BAD_SHARED_PARAMETERS = [
+    ("device", "tpu", ValueError, r"device: expected 'auto', 'cpu', 'cuda'.*got 'tpu'"),
+    # one past the last GPU (none here): torch's "Torch not compiled with CUDA enabled" at the first move
+    ("device", f"cuda:{torch.cuda.device_count()}", ValueError,
+     rf"device: expected a device this machine has, got 'cuda:{torch.cuda.device_count()}', but it has "
+     rf"{torch.cuda.device_count()} CUDA device\(s\) \(torch .*\); use device='auto' or 'cpu'"),
+    ("random_state", "x", TypeError, r"random_state: expected an int, a numpy RandomState or None, got str 'x'"),
+    ("checkpoint_dir", 5, TypeError, r"checkpoint_dir: expected a folder path .*got int 5"),
+]
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from skorch.callbacks import Callback
 from torch import nn
 
 import qlts
+from conftest import BAD_SHARED_PARAMETERS
 from qlts.estimators import QLLSTMClassifier, QLLSTMRegressor
 from qlts.estimators._base import HoldOut
 from qlts.estimators._data import BUCKET_POOL_BATCHES, LengthBucketSampler, dataset_lengths
@@ -674,13 +675,7 @@ def test_predict_before_fit_and_feature_count_mismatch():
 
 @pytest.mark.parametrize("param, value, error, message", [
     # each reached torch, sklearn or os.path unnamed, or was accepted silently
-    ("device", "tpu", ValueError, r"device: expected 'auto', 'cpu', 'cuda'.*got 'tpu'"),
-    # one past the last GPU (none here): torch's "Torch not compiled with CUDA enabled" at the first move
-    ("device", f"cuda:{torch.cuda.device_count()}", ValueError,
-     rf"device: expected a device this machine has, got 'cuda:{torch.cuda.device_count()}', but it has "
-     rf"{torch.cuda.device_count()} CUDA device\(s\) \(torch .*\); use device='auto' or 'cpu'"),
-    ("random_state", "x", TypeError, r"random_state: expected an int, a numpy RandomState or None, got str 'x'"),
-    ("checkpoint_dir", 5, TypeError, r"checkpoint_dir: expected a folder path .*got int 5"),
+    *BAD_SHARED_PARAMETERS,
     ("early_stopping", "no", ValueError, r"early_stopping: expected one of \[False, True\], got 'no'"),
     ("bidirectional", "yes", ValueError, r"bidirectional: expected one of \[False, True\], got 'yes'"),
     ("vocab_size", 1.5, TypeError, r"vocab_size: expected an int, got float 1.5"),

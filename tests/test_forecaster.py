@@ -8,6 +8,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from conftest import BAD_SHARED_PARAMETERS
 from qlts.forecasting import NaiveForecaster, QLLSTMForecaster
 from qlts.nn import lstm_parameter_count, qllstm_parameter_count
 from qlts.nn.forecasting import SegRNN
@@ -270,13 +271,7 @@ def test_bad_input():
 
 @pytest.mark.parametrize("param, value, error, message", [
     # each reached torch, sklearn or os.path unnamed, or was accepted silently ("no" is truthy)
-    ("device", "tpu", ValueError, r"device: expected 'auto', 'cpu', 'cuda'.*got 'tpu'"),
-    # one past the last GPU (none here): torch's "Torch not compiled with CUDA enabled" at the first move
-    ("device", f"cuda:{torch.cuda.device_count()}", ValueError,
-     rf"device: expected a device this machine has, got 'cuda:{torch.cuda.device_count()}', but it has "
-     rf"{torch.cuda.device_count()} CUDA device\(s\) \(torch .*\); use device='auto' or 'cpu'"),
-    ("random_state", "x", TypeError, r"random_state: expected an int, a numpy RandomState or None, got str 'x'"),
-    ("checkpoint_dir", 5, TypeError, r"checkpoint_dir: expected a folder path .*got int 5"),
+    *BAD_SHARED_PARAMETERS,
     ("affine", "no", ValueError, r"affine: expected one of \[False, True\], got 'no'"),
     ("zero_head", "no", ValueError, r"zero_head: expected one of \[False, True\], got 'no'"),
 ])
