@@ -17,14 +17,14 @@ def _floats(name, values):
     return as_array(name, values, "numbers (an array, Series or DataFrame)", dtype=np.float64)
 
 
-def _pair(y_true, y_pred):
+def _pair(y_true, y_pred, pred_name="y_pred"):
     a = _floats("y_true", y_true)
-    b = _floats("y_pred", y_pred)
+    b = _floats(pred_name, y_pred)
     if a.shape != b.shape:
-        raise ValueError(f"y_pred: expected the shape of y_true {a.shape}, got {b.shape}")
+        raise ValueError(f"{pred_name}: expected the shape of y_true {a.shape}, got {b.shape}")
     if a.size == 0:
         raise ValueError("y_true: expected at least one value, got an empty array")
-    for name, v in (("y_true", a), ("y_pred", b)):
+    for name, v in (("y_true", a), (pred_name, b)):
         if not np.all(np.isfinite(v)):
             raise ValueError(f"{name}: expected finite values, got {int((~np.isfinite(v)).sum())} NaN/inf")
     return a, b
@@ -73,6 +73,7 @@ def _quantile_forecasts(y_true, y_quantiles, quantiles):
     if b.shape != a.shape + (len(levels),):
         raise ValueError(f"y_quantiles: expected shape y_true.shape + (len(quantiles),) = "
                          f"{a.shape + (len(levels),)}, got {b.shape}")
+    _pair(np.broadcast_to(a[..., None], b.shape), b, "y_quantiles")  # finite and not empty
     return a, b, levels
 
 
@@ -88,7 +89,6 @@ def interval_coverage(y_true, y_quantiles, quantiles):
     calibrated band covers max(quantiles) - min(quantiles) of the values."""
     a, b, levels = _quantile_forecasts(y_true, y_quantiles, quantiles)
     lo, hi = b[..., int(np.argmin(levels))], b[..., int(np.argmax(levels))]
-    _pair(a, lo), _pair(a, hi)  # finite, non-empty
     return float(np.mean((lo <= a) & (a <= hi)))
 
 

@@ -41,6 +41,8 @@ def test_quantile_forecast_metrics_by_hand():
         mean_pinball_loss(y, bands, [0.1, 0.5, 0.9])
     with pytest.raises(ValueError, match=r"quantiles: expected a float in \(0.0, 1.0\), got 1.5"):
         interval_coverage(y, bands, [0.1, 1.5])
+    with pytest.raises(ValueError, match="y_quantiles: expected finite values, got 1 NaN/inf"):
+        interval_coverage(y, np.where(bands == 25.0, np.nan, bands), [0.1, 0.9])
 
 
 def test_bad_input():
