@@ -167,3 +167,21 @@ def test_csv_separator_is_read_from_the_header_and_decimal_commas_are_named(tmp_
     words.write_text("timestamp,load\n2024-01-01,high\n2024-01-02,low\n")
     with pytest.raises(ValueError, match=r"column 'load', got \['high', 'low'\]$"):  # no decimal-comma hint
         _targets(read_table(str(words)), ["load"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_na_values_mark_a_sensors_missing_readings(tmp_path, suffix):
+    """The UCI air-quality files write a missing reading as -200: read as a temperature, it bent the
+    forecast towards -200 without a word."""
+    from qlts.forecasting.cli import read_table
+
+    frame = pd.DataFrame({"datetime": pd.date_range("2024-05-01", periods=6, freq="h"),
+                          "T": [12.5, -200.0, 13.0, 13.5, -200.0, 14.0], "RH": [-200.0, 40.0, 41.0, 42.0, 43.0, 44.0]})
+    path = tmp_path / f"sensor{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
+    raw = read_table(str(path))
+    assert (raw["T"] == -200).sum() == 2
+    read = read_table(str(path), na_values=["-200"])
+    assert read["T"].isna().tolist() == [False, True, False, False, True, False]
+    assert read["RH"].isna().sum() == 1
+    np.testing.assert_array_equal(read["T"].dropna().to_numpy(), [12.5, 13.0, 13.5, 14.0])

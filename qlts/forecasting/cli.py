@@ -28,10 +28,22 @@ def _csv_separator(path):
     return max(counts, key=counts.get) if any(counts.values()) else ","
 
 
-def read_table(path, time_col=None, freq=None, decimal="."):
+def _as_values(markers):
+    """Missing-value markers as given, plus each one that reads as a number, as that number."""
+    numbers = []
+    for marker in markers:
+        try:
+            numbers.append(float(marker))
+        except ValueError:
+            pass
+    return list(markers) + numbers
+
+
+def read_table(path, time_col=None, freq=None, decimal=".", na_values=None):
     """A CSV or Parquet file as a frame indexed by its time column (``time_col``, else a column
     named date/time/timestamp/datetime/ds, else a RangeIndex), rows in time order. A CSV's
-    separator is read from its header line; ``decimal`` is its decimal mark. With ``freq``
+    separator is read from its header line; ``decimal`` is its decimal mark. Values equal to one
+    of ``na_values`` (a sensor's missing-value code such as -200) become NaN. With ``freq``
     the rows are put on that frequency (missing steps become NaN rows); without it, irregular
     timestamps are an error that suggests one."""
     if not os.path.exists(path):
@@ -41,7 +53,12 @@ def read_table(path, time_col=None, freq=None, decimal="."):
     if not parquet and not lower.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
         raise ValueError(f"PATH: expected a .csv, .csv.gz or .parquet file, got {path!r}")
     try:
-        frame = pd.read_parquet(path) if parquet else pd.read_csv(path, sep=_csv_separator(path), decimal=decimal)
+        if parquet:
+            frame = pd.read_parquet(path)
+            if na_values:
+                frame = frame.mask(frame.isin(_as_values(na_values)))
+        else:  # pandas matches numbers by value: "-200" marks -200.0 too
+            frame = pd.read_csv(path, sep=_csv_separator(path), decimal=decimal, na_values=na_values)
     except ImportError as exc:  # pandas needs pyarrow or fastparquet for Parquet
         raise ValueError(f"PATH: reading Parquet needs pyarrow (pip install pyarrow); got {path!r} "
                          f"and {exc}") from exc
@@ -113,7 +130,7 @@ def _forecaster(args, quantiles=None):
 def _forecast(args):
     from .plot import plot_forecast
 
-    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal), args.target)
+    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal, args.na_values), args.target)
     model = _forecaster(args, args.quantiles or None).fit(y)
     forecast = model.predict()
     table = forecast
@@ -136,7 +153,7 @@ def _backtest(args):
     from ..model_selection import backtest
     from .naive import NaiveForecaster
 
-    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal), args.target)
+    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal, args.na_values), args.target)
     initial = args.initial if args.initial is not None else int(len(y) * 0.7)
     folds = dict(initial=initial, step=args.step or args.horizon, horizon=args.horizon, refit=args.refit,
                  metrics=("mse", "mae", "mase"))
@@ -174,6 +191,8 @@ def _model_arguments(p):
                    "days, h, D, 15min (missing steps are interpolated)")
     p.add_argument("--decimal", default=".", help="decimal mark of a CSV (default '.'; ',' for files written in "
                    "a comma-decimal locale, which separate fields with ';', read from the header)")
+    p.add_argument("--na-values", nargs="+", default=None, metavar="VALUE", help="values that mark a missing "
+                   "reading, such as -200 (they become NaN, then interpolated)")
     p.add_argument("--horizon", type=int, default=24)
     p.add_argument("--lookback", type=int, default=96)
     p.add_argument("--segment-length", type=int, default=24)
