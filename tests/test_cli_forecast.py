@@ -185,3 +185,27 @@ def test_na_values_mark_a_sensors_missing_readings(tmp_path, suffix):
     assert read["T"].isna().tolist() == [False, True, False, False, True, False]
     assert read["RH"].isna().sum() == 1
     np.testing.assert_array_equal(read["T"].dropna().to_numpy(), [12.5, 13.0, 13.5, 14.0])
+
+
+def test_a_spreadsheet_export_with_date_and_time_columns(tmp_path):
+    """The raw UCI air-quality layout: ';' fields, decimal commas, the date and the time in two
+    columns (day first), -200 for a missing reading, two empty fields per line and lines of bare
+    separators at the end. It reads with the arguments a user would pass."""
+    from qlts.forecasting.cli import read_table
+
+    lines = ["Date;Time;T;RH;;", "12/03/2004;22.00.00;11,2;59,6;;", "12/03/2004;23.00.00;-200;60,1;;",
+             "13/03/2004;00.00.00;10,7;60,9;;", ";;;;;", ";;;;;"]
+    path = tmp_path / "AirQualityUCI.csv"
+    path.write_text("\r\n".join(lines) + "\r\n")
+    with pytest.raises(ValueError, match=r"--time-col: expected timestamps in column 'Date Time' .*give their layout "
+                                         r"with --time-format"):
+        read_table(str(path), time_col=["Date", "Time"], decimal=",", na_values=["-200"])
+    frame = read_table(str(path), time_col=["Date", "Time"], decimal=",", na_values=["-200"],
+                       time_format="%d/%m/%Y %H.%M.%S")
+    pd.testing.assert_index_equal(frame.index, pd.DatetimeIndex(["2004-03-12 22:00", "2004-03-12 23:00",
+                                                                 "2004-03-13 00:00"], name="Date Time"),
+                                  check_freq=False)
+    np.testing.assert_array_equal(frame["T"].to_numpy(), [11.2, np.nan, 10.7])
+    np.testing.assert_array_equal(frame["RH"].to_numpy(), [59.6, 60.1, 60.9])
+    with pytest.raises(ValueError, match=r"--time-col: expected column\(s\) of the file .*got \['Hour'\]"):
+        read_table(str(path), time_col=["Date", "Hour"], decimal=",")

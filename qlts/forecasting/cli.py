@@ -39,9 +39,11 @@ def _as_values(markers):
     return list(markers) + numbers
 
 
-def read_table(path, time_col=None, freq=None, decimal=".", na_values=None):
+def read_table(path, time_col=None, freq=None, decimal=".", na_values=None, time_format=None):
     """A CSV or Parquet file as a frame indexed by its time column (``time_col``, else a column
-    named date/time/timestamp/datetime/ds, else a RangeIndex), rows in time order. A CSV's
+    named date/time/timestamp/datetime/ds, else a RangeIndex), rows in time order. ``time_col``
+    may list several columns (a date and a time), joined with a space and parsed with
+    ``time_format`` (strftime codes) where given; rows with every field empty are then dropped. A CSV's
     separator is read from its header line; ``decimal`` is its decimal mark. Values equal to one
     of ``na_values`` (a sensor's missing-value code such as -200) become NaN. With ``freq``
     the rows are put on that frequency (missing steps become NaN rows); without it, irregular
@@ -67,15 +69,22 @@ def read_table(path, time_col=None, freq=None, decimal=".", na_values=None):
         raise ValueError(f"PATH: expected a readable {kind} file, got {path!r}, which fails to read: {exc}") from exc
     if time_col is None:
         time_col = next((c for c in frame.columns if str(c).lower() in _TIME_NAMES), None)
-    elif time_col not in frame.columns:
-        raise ValueError(f"--time-col: expected one of the columns {list(frame.columns)}, got {time_col!r}")
-    if time_col is not None:
+    columns = [] if time_col is None else [time_col] if isinstance(time_col, str) else list(time_col)
+    unknown = [c for c in columns if c not in frame.columns]
+    if unknown:
+        raise ValueError(f"--time-col: expected column(s) of the file {list(frame.columns)}, got {unknown}")
+    if columns:
+        frame = frame.dropna(how="all")  # no time to place it at: spreadsheet exports end in bare separators
+        time_col = " ".join(map(str, columns))
+        text = frame[columns[0]] if len(columns) == 1 else frame[columns].astype(str).agg(" ".join, axis=1)
         try:
-            times = pd.to_datetime(frame.pop(time_col))
+            times = pd.to_datetime(text, format=time_format)
         except (ValueError, TypeError) as exc:
+            hint = "" if time_format else "; give their layout with --time-format, e.g. '%d/%m/%Y %H:%M'"
             raise ValueError(f"--time-col: expected timestamps in column {time_col!r} of {path!r}, got values "
-                             f"that do not parse ({exc})") from exc
-        frame = frame.set_index(pd.DatetimeIndex(times, name=time_col)).sort_index(kind="stable")
+                             f"that do not parse ({str(exc).splitlines()[0]}){hint}") from exc
+        frame = frame.drop(columns=columns).set_index(pd.DatetimeIndex(times, name=time_col))
+        frame = frame.sort_index(kind="stable")
     if freq is not None:
         return _on_frequency(frame, freq, time_col)
     index = frame.index
@@ -130,7 +139,8 @@ def _forecaster(args, quantiles=None):
 def _forecast(args):
     from .plot import plot_forecast
 
-    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal, args.na_values), args.target)
+    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal, args.na_values, args.time_format),
+                 args.target)
     model = _forecaster(args, args.quantiles or None).fit(y)
     forecast = model.predict()
     table = forecast
@@ -153,7 +163,8 @@ def _backtest(args):
     from ..model_selection import backtest
     from .naive import NaiveForecaster
 
-    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal, args.na_values), args.target)
+    y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal, args.na_values, args.time_format),
+                 args.target)
     initial = args.initial if args.initial is not None else int(len(y) * 0.7)
     folds = dict(initial=initial, step=args.step or args.horizon, horizon=args.horizon, refit=args.refit,
                  metrics=("mse", "mae", "mase"))
@@ -185,8 +196,10 @@ def _demo(args):
 def _model_arguments(p):
     p.add_argument("path", help="CSV or Parquet file")
     p.add_argument("--target", nargs="+", required=True, help="column(s) to forecast")
-    p.add_argument("--time-col", default=None, help="timestamp column (default: one named date/time/...); "
-                   "rows are put in time order")
+    p.add_argument("--time-col", nargs="+", default=None, help="timestamp column (default: one named "
+                   "date/time/...), or a date column and a time column; rows are put in time order")
+    p.add_argument("--time-format", default=None, help="layout of the timestamps in strftime codes, e.g. "
+                   "'%%d/%%m/%%Y %%H:%%M' (default: inferred)")
     p.add_argument("--freq", default=None, help="put the rows on this pandas frequency first, e.g. B for trading "
                    "days, h, D, 15min (missing steps are interpolated)")
     p.add_argument("--decimal", default=".", help="decimal mark of a CSV (default '.'; ',' for files written in "
