@@ -38,14 +38,19 @@ def test_forecast_writes_csv_and_png(csv_path, tmp_path):
 
 def test_backtest_prints_a_table_against_naive(csv_path):
     run = qlts("backtest", csv_path, "--target", "load", "temp", *FAST, "--initial", "120", "--step", "12",
-               "--season-length", "24")
+               "--season-length", "24", "--quantiles", "0.1", "0.9")
     assert run.returncode == 0, run.stderr
-    rows = {line.split()[0]: line.split() for line in run.stdout.splitlines() if line.split()}
-    assert {"qllstm", "naive_last", "naive_seasonal"} <= set(rows)
+    lines = [line.split() for line in run.stdout.splitlines() if line.split()]
+    header = next(line for line in lines if line[0] == "mse")
+    rows = {line[0]: dict(zip(header, map(float, line[1:]))) for line in lines if line[0] in
+            ("qllstm", "naive_last", "naive_seasonal")}
+    assert header == ["mse", "mae", "mase", "pinball", "coverage", "mse_vs_naive"] and len(rows) == 3
     assert "3 folds from row 120" in run.stdout  # cutoffs 120, 132, 144
     # the seasonal naive is exact on a noise-free period-24 series
-    assert float(rows["naive_seasonal"][1]) == pytest.approx(0.0, abs=1e-12)
-    assert float(rows["naive_last"][4]) == pytest.approx(1.0)
+    assert rows["naive_seasonal"]["mse"] == pytest.approx(0.0, abs=1e-12)
+    assert rows["naive_last"]["mse_vs_naive"] == pytest.approx(1.0)
+    assert 0.0 <= rows["qllstm"]["coverage"] <= 1.0 and rows["qllstm"]["pinball"] > 0
+    assert np.isnan(rows["naive_last"]["coverage"])  # the naive forecasters give no band
 
 
 def test_bad_input_is_one_clear_line(csv_path, tmp_path):

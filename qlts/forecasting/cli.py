@@ -166,16 +166,17 @@ def _backtest(args):
     y = _targets(read_table(args.path, args.time_col, args.freq, args.decimal, args.na_values, args.time_format),
                  args.target)
     initial = args.initial if args.initial is not None else int(len(y) * 0.7)
-    folds = dict(initial=initial, step=args.step or args.horizon, horizon=args.horizon, refit=args.refit,
-                 metrics=("mse", "mae", "mase"))
-    models = {"qllstm": _forecaster(args), "naive_last": NaiveForecaster()}
+    folds = dict(initial=initial, step=args.step or args.horizon, horizon=args.horizon, refit=args.refit)
+    models = {"qllstm": _forecaster(args, args.quantiles or None), "naive_last": NaiveForecaster()}
     if args.season_length:
         models["naive_seasonal"] = NaiveForecaster("seasonal", args.season_length)
     rows = {}
     for name, model in models.items():
-        scores, _ = backtest(model, y, **folds)
-        rows[name] = scores[["mse", "mae", "mase"]].mean()
-    table = pd.DataFrame(rows).T
+        metrics = ("mse", "mae", "mase") + (("pinball", "coverage") if model.get_params().get("quantiles") else ())
+        scores, _ = backtest(model, y, metrics=metrics, **folds)
+        rows[name] = scores[list(metrics)].mean()
+    columns = list(dict.fromkeys(name for scores in rows.values() for name in scores.index))  # in metric order
+    table = pd.DataFrame(rows).T[columns]  # the naive rows have no quantiles: NaN there
     table["mse_vs_naive"] = table["mse"] / table.loc["naive_last", "mse"]
     print(f"{len(scores)} folds from row {initial}, horizon {args.horizon}, refit={args.refit} "
           f"(metrics on the original scale, averaged over folds and targets)")
@@ -238,6 +239,8 @@ def register(sub):
     p.set_defaults(func=_guard(_forecast))
     p = sub.add_parser("backtest", help="historical forecasts: QL-LSTM against the naive forecaster")
     _model_arguments(p)
+    p.add_argument("--quantiles", type=float, nargs="*", default=[],
+                   help="also score a quantile band, e.g. 0.1 0.9: pinball loss and coverage (default: none)")
     p.add_argument("--initial", type=int, default=None, help="first cutoff row (default 70%% of the rows)")
     p.add_argument("--step", type=int, default=None, help="rows between cutoffs (default: the horizon)")
     p.add_argument("--refit", action="store_true", help="refit at every cutoff (default: fit once)")
