@@ -106,6 +106,17 @@ def test_quantiles_do_not_cross_and_median_is_the_point_forecast():
         assert (band[:, -1] - band[:, 0] > 0).any()  # a real band, not a line
     point = model.predict()
     assert ((point["a"] >= q[("a", 0.1)]) & (point["a"] <= q[("a", 0.9)])).all()
+    # many contexts at once: the last window gives predict_quantiles' bands, per column
+    windows = np.stack([y.to_numpy()[i:i + 48] for i in range(len(y) - 48 - 5, len(y) - 48 + 1)])
+    bands = model.predict_windows(windows, quantiles=True)
+    assert bands.shape == (6, 12, 2, 3)
+    for j, col in enumerate(("a", "b")):
+        np.testing.assert_allclose(bands[-1, :, j, :], q[col].to_numpy(), rtol=1e-5, atol=1e-6)
+    median = model.predict_windows(windows)  # the trained 0.5 level, inside the band
+    assert (bands[..., 0] <= median + 1e-6).all() and (median <= bands[..., 2] + 1e-6).all()
+    with pytest.raises(ValueError, match=r"quantiles: expected a sequence of quantile levels at construction for "
+                                         r"predict_windows\(quantiles=True\), got None"):
+        QLLSTMForecaster(48, 12, **TINY).fit(y).predict_windows(windows, quantiles=True)
 
 
 def test_learns_a_seasonal_series_beyond_the_naive_forecast():

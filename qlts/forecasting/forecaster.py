@@ -413,35 +413,45 @@ class QLLSTMForecaster(BaseEstimator):
             frame = pd.DataFrame(np.vstack([frame.to_numpy(), out])[-self.lookback:], columns=frame.columns)
         return pd.DataFrame(np.vstack(steps)[:h], index=index, columns=self.columns_)
 
-    def predict_windows(self, windows):
+    def predict_windows(self, windows, quantiles=False):
         """Forecasts for many contexts at once: ``windows`` (n, lookback, targets + covariates) on the
         scale of the training series -> (n, horizon, targets) point forecasts (the median with
-        quantiles). For evaluating on a whole test split without a predict call per cutoff."""
+        quantiles). For evaluating on a whole test split without a predict call per cutoff.
+        ``quantiles=True`` gives the quantile forecasts instead, (n, horizon, targets, Q) for the
+        quantiles given at construction, in increasing order."""
         check_is_fitted(self, "net_")
+        if quantiles:
+            wanted = self._wanted_quantiles("predict_windows(quantiles=True)")[1]
         w = as_array("windows", windows, "a numeric array (n, lookback, columns)", dtype=np.float64)
         width = len(self.columns_) + len(self.covariate_columns_ or [])
         if w.ndim != 3 or w.shape[1:] != (self.lookback, width):
             raise ValueError(f"windows: expected shape (n, {self.lookback}, {width}), got {w.shape}")
         out = self.net_.predict(self._standardised(w, "windows"))
+        k = len(self.columns_)
+        if quantiles:
+            return out[..., wanted] * self.scale_[:k, None] + self.mean_[:k, None]
         if out.ndim == 4:
             out = out[..., self.quantile_levels_.index(0.5)]
-        k = len(self.columns_)
         return out * self.scale_[:k] + self.mean_[:k]
+
+    def _wanted_quantiles(self, caller):
+        """(levels, their indices among the trained outputs) of the quantiles given at construction."""
+        if not self.quantile_levels_:
+            raise ValueError(f"quantiles: expected a sequence of quantile levels at construction for {caller}, "
+                             "got None")
+        wanted = sorted(set(float(q) for q in self.quantiles))
+        return wanted, [self.quantile_levels_.index(q) for q in wanted]
 
     def predict_quantiles(self, horizon=None, X=None, y=None):
         """Quantile forecasts: a DataFrame with a (column, quantile) MultiIndex on the columns, for the
         quantiles given at construction. Sorted per step, so they never cross."""
         check_is_fitted(self, "net_")
-        if not self.quantile_levels_:
-            raise ValueError("quantiles: expected a sequence of quantile levels at construction for "
-                             "predict_quantiles, got None")
+        wanted, cols = self._wanted_quantiles("predict_quantiles")
         h = check_horizon(self.horizon if horizon is None else horizon)
         if h > self.horizon:
             raise ValueError(f"horizon: expected <= {self.horizon} (the trained horizon) with quantiles, got {h}")
         frame, cov = self._context(X, y)
         out = self._forward(frame, cov)[:h]
-        wanted = sorted(set(float(q) for q in self.quantiles))
-        cols = [self.quantile_levels_.index(q) for q in wanted]
         data = out[:, :, cols].reshape(h, -1)
         columns = pd.MultiIndex.from_product([self.columns_, wanted], names=["column", "quantile"])
         return pd.DataFrame(data, index=future_index(frame.index, h), columns=columns)
