@@ -1,5 +1,5 @@
 """The --quick modes of benchmarks/paper_table.py, bucketing.py, sequences.py, ablation.py, short_series.py,
-forecasting.py, epoch_budget.py and target_scaling.py run end to end
+forecasting.py, epoch_budget.py, target_scaling.py and quantile_calibration.py run end to end
 (in a subprocess, as a user runs them) and write results files with the expected rows."""
 from __future__ import annotations
 
@@ -258,3 +258,14 @@ def test_target_scaling_quick(tmp_path, shared_data_dir):
     assert set(rows) == {"False", "True"} and "| synthetic_level | level |" in text
     # a level of 1000 +- 434: as given, 3 epochs leave the head far below it; scaled, it starts there
     assert float(rows["False"]["r2"]) < 0 < float(rows["True"]["r2"])
+
+
+def test_quantile_calibration_quick(tmp_path, shared_data_dir):
+    run_quick("quantile_calibration.py", tmp_path, shared_data_dir)
+    text = check_markdown(tmp_path / "quantile_calibration.md", "quantile_calibration.py")
+    (row,) = read_csv(tmp_path / "quantile_calibration.csv")
+    assert row["dataset"] == "etth1" and int(row["test_windows"]) == 4 * 30 * 24 - 24 + 1  # every stride-1 window
+    for name in ("coverage", "coverage_first_quarter", "coverage_last_quarter"):
+        assert 0.0 < float(row[name]) < 1.0
+    assert float(row["width"]) > 0 and float(row["pinball"]) > 0
+    assert "| etth1 | 2857 | 1 |" in text
