@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from qlts.preprocessing import TextEncoder, Vocabulary, texts_to_ids, tokenize
@@ -133,7 +134,6 @@ def test_imdb_sample():
 
 
 def test_text_encoder_equals_vocabulary_and_texts_to_ids():
-    import pandas as pd
     from sklearn.base import clone
 
     encoder = TextEncoder(max_len=4, max_size=3, truncate="tail")
@@ -176,7 +176,6 @@ def test_text_encoder_in_a_pipeline_fits_each_folds_vocabulary_on_that_fold():
 
 
 def test_text_encoder_names_its_columns_so_a_pipeline_can_output_pandas():
-    import pandas as pd
     from sklearn.exceptions import NotFittedError
     from sklearn.pipeline import make_pipeline
 
@@ -197,6 +196,29 @@ def test_text_encoder_names_its_columns_so_a_pipeline_can_output_pandas():
     labels = np.arange(len(TEXTS)) % 2
     as_pandas = pipeline().set_output(transform="pandas").fit(TEXTS, labels)  # raised "set_output is not available"
     np.testing.assert_array_equal(as_pandas.predict_proba(TEXTS), pipeline().fit(TEXTS, labels).predict_proba(TEXTS))
+
+
+def test_text_encoder_reads_a_one_column_table_as_its_texts():
+    """Bug: a ColumnTransformer given ["review"] passes a one-column DataFrame, whose iteration
+    yields its column name: the whole table became one document, "review"."""
+    from sklearn.compose import make_column_transformer
+
+    frame = pd.DataFrame({"review": TEXTS, "stars": np.arange(len(TEXTS))})
+    want = TextEncoder(max_len=6).fit(TEXTS).transform(TEXTS)
+    np.testing.assert_array_equal(TextEncoder(max_len=6).fit(frame[["review"]]).transform(frame[["review"]]), want)
+    np.testing.assert_array_equal(TextEncoder(max_len=6).fit_transform(np.array(TEXTS, dtype=object)[:, None]), want)
+    np.testing.assert_array_equal(make_column_transformer((TextEncoder(max_len=6), ["review"])).fit_transform(frame),
+                                  want)
+    with pytest.raises(ValueError, match=r"X: expected one column of texts, got a table with \['review', 'stars'\]; "
+                                         r"select one, such as X\['text'\]"):
+        TextEncoder().fit(frame)
+
+
+def test_missing_documents_are_named_with_the_fix():
+    for gap in (None, np.nan, pd.NA):
+        with pytest.raises(TypeError, match=r"X: expected strings \(or lists of tokens\), got a missing value "
+                                            r"\(.*\) at position 1; fill the gaps first, e.g. with .fillna\(''\)"):
+            TextEncoder().fit(pd.Series(["fine", gap, "also fine"], dtype=object))
 
 
 def test_text_encoder_bad_input_names_the_argument():

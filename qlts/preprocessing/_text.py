@@ -7,6 +7,7 @@ import re
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -18,24 +19,32 @@ TRUNCATE = ("head", "tail")
 
 
 def _check_texts(texts, name="texts"):
-    """``texts`` must be an iterable of texts, not one text."""
+    """``texts`` as an iterable of texts: not one text; a one-column table (a ColumnTransformer
+    given ["text"] passes a DataFrame, whose iteration would yield its column names) is its column."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"{name}: expected a sequence of strings, got a single {type(texts).__name__}")
     if not hasattr(texts, "__iter__"):
         raise TypeError(f"{name}: expected a sequence of strings (or lists of tokens), got {type(texts).__name__}")
+    if getattr(texts, "ndim", 1) == 2:
+        width = texts.shape[1]
+        if width != 1:
+            columns = list(texts.columns) if hasattr(texts, "columns") else f"{width} columns"
+            raise ValueError(f"{name}: expected one column of texts, got a table with {columns}; select one, "
+                             f"such as X['text']")
+        return texts.iloc[:, 0] if hasattr(texts, "iloc") else texts[:, 0]
+    return texts
 
 
 def _text_list(texts, name="texts"):
     """``texts`` as a list, read once (an iterator works), checked first: list() of one str would give letters."""
-    _check_texts(texts, name)
+    texts = _check_texts(texts, name)
     return texts if isinstance(texts, list) else list(texts)
 
 
 def _token_lists(texts, name="texts"):
     """Yield the tokens of each item: a str is tokenised, a list/tuple of tokens is used as is
     (so a corpus can be tokenised once for both :meth:`Vocabulary.fit` and :func:`texts_to_ids`)."""
-    _check_texts(texts, name)
-    for i, text in enumerate(texts):
+    for i, text in enumerate(_check_texts(texts, name)):
         if isinstance(text, str):
             yield tokenize(text)
         elif isinstance(text, (list, tuple)):
@@ -44,6 +53,9 @@ def _token_lists(texts, name="texts"):
                     raise TypeError(f"{name}: expected lists of str tokens, got {type(tok).__name__} token {tok!r} "
                                     f"at position {i}")
             yield text
+        elif np.ndim(text) == 0 and pd.isna(text):  # None, NaN, pd.NA: a document that is not there
+            raise TypeError(f"{name}: expected strings (or lists of tokens), got a missing value ({text!r}) at "
+                             f"position {i}; fill the gaps first, e.g. with .fillna('')")
         else:
             raise TypeError(f"{name}: expected strings (or lists of tokens), got {type(text).__name__} at position {i}")
 
