@@ -22,7 +22,10 @@ def _add_adding_arguments(parser):
 
 
 def build_parser():
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="qlts", description="QL-LSTM for sequences and time series")
+    parser.add_argument("--version", action="version", version=f"qlts {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     from .forecasting.cli import register as register_forecasting
 

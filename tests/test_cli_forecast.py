@@ -214,3 +214,12 @@ def test_a_spreadsheet_export_with_date_and_time_columns(tmp_path):
     np.testing.assert_array_equal(frame["RH"].to_numpy(), [59.6, 60.1, 60.9])
     with pytest.raises(ValueError, match=r"--time-col: expected column\(s\) of the file .*got \['Hour'\]"):
         read_table(str(path), time_col=["Date", "Hour"], decimal=",")
+
+
+def test_version(capsys):
+    import qlts
+    from qlts.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"qlts {qlts.__version__}"
